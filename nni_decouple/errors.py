@@ -1,0 +1,39 @@
+"""The package's own error types.
+
+Every error a user can cause (bad genotype, unknown op, missing dataset, existing output, ...)
+raises a subclass of :class:`NNIDecoupleError` whose message names the problem and the fix.
+The CLI prints such errors as one line and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class NNIDecoupleError(Exception):
+    """Base class of every error the package raises on bad user input."""
+
+
+class GenotypeError(NNIDecoupleError, ValueError):
+    """A genotype (file, text or dict) is malformed or describes an invalid cell."""
+
+
+class UnknownOpError(GenotypeError, KeyError):
+    """An operation name is not in the op registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(NNIDecoupleError, ValueError):
+    """A dataset root is missing or not in the expected on-disk format."""
+
+
+class ConfigError(NNIDecoupleError, ValueError):
+    """A search option, recipe or combination of options is invalid."""
+
+
+class OutputExistsError(NNIDecoupleError, FileExistsError):
+    """An output directory already holds a run; nothing is overwritten without asking."""
+
+
+class CheckpointError(NNIDecoupleError, ValueError):
+    """A checkpoint cannot be used here (other space, other method, corrupt file)."""

@@ -1,0 +1,90 @@
+"""The Lightning evaluator that every search runs under.
+
+:class:`SearchModule` is the inner (weight-training) module that NNI's one-shot strategies wrap:
+cross-entropy, accuracy, SGD with momentum and a cosine schedule (the DARTS search recipe).
+:func:`build_evaluator` assembles it with a Lightning trainer (checkpoints, CSV and TensorBoard
+logs, a progress bar) into NNI's ``Lightning`` evaluator.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+    import nni
+    from nni.nas.evaluator.pytorch import Lightning, LightningModule, Trainer
+
+
+@nni.trace
+class SearchModule(LightningModule):
+    """Weight training for a supernet: loss, accuracy, SGD + cosine (DARTS defaults)."""
+
+    def __init__(self, learning_rate: float = 0.025, learning_rate_min: float = 0.001, momentum: float = 0.9,
+                 weight_decay: float = 3e-4, max_epochs: int = 50, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        if isinstance(logits, tuple):  # networks with an auxiliary head
+            logits = logits[0]
+        loss = self.criterion(logits, y)
+        acc = (logits.argmax(-1) == y).float().mean()
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=stage == "train", sync_dist=stage != "train")
+        self.log(f"{stage}_acc", acc, prog_bar=True, on_epoch=True, on_step=False, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = torch.optim.SGD(self.parameters(), lr=hp.learning_rate, momentum=hp.momentum,
+                                    weight_decay=hp.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, hp.max_epochs),
+                                                               eta_min=hp.learning_rate_min)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == target).float().mean())
+
+
+def build_trainer(out: Path | None, max_epochs: int, *, devices: int = 1, accelerator: str = "cpu",
+                  progress_bar: bool = True, limit_val_batches: float | int = 1.0, **kwargs: Any) -> Trainer:
+    """A traced Lightning trainer writing checkpoints and CSV/TensorBoard logs under ``out``."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    callbacks = kwargs.pop("callbacks", [])
+    loggers: Any = False
+    if out is not None:
+        callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
+                                     every_n_epochs=1), *callbacks]
+        loggers = [CSVLogger(str(out), name="logs", version=""),
+                   TensorBoardLogger(str(out), name="tensorboard", version="")]
+    strategy = kwargs.pop("strategy", "ddp" if devices > 1 else "auto")
+    return Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                   callbacks=callbacks, logger=loggers, enable_checkpointing=out is not None,
+                   enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
+                   limit_val_batches=limit_val_batches, log_every_n_steps=1, **kwargs)
+
+
+def build_evaluator(train_loader: Any, val_loader: Any, trainer: Trainer, **module_kwargs: Any) -> Lightning:
+    return Lightning(SearchModule(**module_kwargs), trainer, train_dataloaders=train_loader,
+                     val_dataloaders=val_loader)

@@ -1,0 +1,54 @@
+"""Safe file output: atomic writes and run directories that are never silently overwritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputExistsError
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``,
+    so that a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def prepare_run_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+    """Create the output directory of a run.
+
+    An existing non-empty directory is an error unless ``resume`` (continue that run) or
+    ``force`` (the user asked to overwrite) is set.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {str(out)!r} is a file: choose a directory path")
+    busy = out.is_dir() and any(out.iterdir())
+    if busy and not (resume or force):
+        raise OutputExistsError(
+            f"--out {str(out)!r} already holds a run: pass --resume to continue it, --force to overwrite it, "
+            f"or choose another --out"
+        )
+    if resume and not busy:
+        raise OutputExistsError(f"--resume given but {str(out)!r} holds no run to resume: drop --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
