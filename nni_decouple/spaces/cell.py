@@ -22,16 +22,16 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..blocks import CellPreprocessor, Stem, make_stem
 from ..errors import ConfigError
 from ..genotype import cell_label, reduction_layers
-from ..ops import FactorizedReduce, ReLUConvBN, create_op, resolve_ops
+from ..ops import create_op, resolve_ops
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni.nas.nn.pytorch import Cell, ModelSpace
 
 Sharing = Literal["type", "layer"]
-Stem = Literal["cifar", "imagenet"]
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,6 @@ class CellSpec:
         return create_op(name, channels or self.channels, self.stride(source), self.affine)
 
 
-class CellPreprocessor(nn.Module):
-    """Bring both cell inputs to ``C`` channels at this cell's input resolution."""
-
-    def __init__(self, c_pprev: int, c_prev: int, c: int, reduction_prev: bool, affine: bool) -> None:
-        super().__init__()
-        self.pre0 = FactorizedReduce(c_pprev, c, affine) if reduction_prev else ReLUConvBN(c_pprev, c, 1, 1, 0, affine)
-        self.pre1 = ReLUConvBN(c_prev, c, 1, 1, 0, affine)
-
-    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.pre0(inputs[0]), self.pre1(inputs[1])]
-
-
 class CellPostprocessor(nn.Module):
     """Return ``[previous, this]`` so that cells chain as ``s0, s1 = cell([s0, s1])``."""
 
@@ -77,33 +65,6 @@ def _cell_op(node_index: int, op_index: int, input_index: int | None, *, name: s
     # NNI calls the factory with input_index=None while building the mutable space; the
     # reduction stride then applies, as every op must be able to take a cell input.
     return spec.make_op(name, 0 if input_index is None else input_index)
-
-
-def make_stem(kind: Stem, in_chans: int, c_out: int) -> tuple[nn.Module, int]:
-    """CIFAR stem (3x3 conv + BN, stride 1) or DARTS' ImageNet stem (three 3x3 convs, stride 8)."""
-    if kind == "cifar":
-        return nn.Sequential(nn.Conv2d(in_chans, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)), 1
-    if kind == "imagenet":
-        return ImageNetStem(in_chans, c_out), 8
-    raise ConfigError(f"unknown stem {kind!r}: use 'cifar' or 'imagenet'")
-
-
-class ImageNetStem(nn.Module):
-    """DARTS' ImageNet stem: stem0 (two convs, stride 4) and stem1 (one conv, stride 2).
-    Returns the two cell inputs ``(s0, s1)``."""
-
-    def __init__(self, in_chans: int, c: int) -> None:
-        super().__init__()
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(in_chans, c // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True),
-            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
-        )
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
-                                   nn.BatchNorm2d(c))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s0 = self.stem0(x)
-        return s0, self.stem1(s0)
 
 
 class CellSpace(ModelSpace):
