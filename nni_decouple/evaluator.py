@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 with warnings.catch_warnings():
@@ -42,8 +41,9 @@ class SearchModule(LightningModule):
             logits = logits[0]
         loss = self.criterion(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=stage == "train", sync_dist=stage != "train")
-        self.log(f"{stage}_acc", acc, prog_bar=True, on_epoch=True, on_step=False, sync_dist=stage != "train")
+        train = stage == "train"
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=train, sync_dist=not train)
+        self.log(f"{stage}_acc", acc, prog_bar=True, on_epoch=True, on_step=False, sync_dist=not train)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ import ast
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,17 @@ class CellGenotype:
     def to_dict(self) -> dict[str, Any]:
         return {"nodes": [[[e.op, e.source] for e in node] for node in self.nodes], "concat": list(self.concat)}
 
+    def to_arch(self, label: str) -> dict[str, Any]:
+        """This cell's entries of NNI's arch dict under ``label`` (see :meth:`Genotype.to_arch`)."""
+        arch: dict[str, Any] = {}
+        for i, node in enumerate(self.nodes):
+            for k, edge in enumerate(node):
+                arch[f"{label}/op_{i + NUM_INPUTS}_{k}"] = edge.op
+                arch[f"{label}/input_{i + NUM_INPUTS}_{k}"] = [edge.source]
+        if list(self.concat) != list(range(NUM_INPUTS, NUM_INPUTS + self.num_nodes)):
+            arch[f"{label}/concat"] = list(self.concat)
+        return arch
+
     @classmethod
     def from_dict(cls, data: Any, where: str = "cell") -> CellGenotype:
         if not isinstance(data, Mapping) or "nodes" not in data:
@@ -146,7 +157,8 @@ class CellGenotype:
                 if (not isinstance(edge, (list, tuple)) or len(edge) != 2 or not isinstance(edge[0], str)
                         or isinstance(edge[1], bool) or not isinstance(edge[1], int)):
                     raise GenotypeError(
-                        f"{where}: node {i + NUM_INPUTS} has the edge {edge!r:.60}; each edge is [op name, source index]"
+                        f"{where}: node {i + NUM_INPUTS} has the edge {edge!r:.60}; "
+                        f"each edge is [op name, source index]"
                     )
                 row.append((edge[0], edge[1]))
             edges.append(row)
@@ -271,12 +283,7 @@ class Genotype:
         """
         arch: dict[str, Any] = {}
         for label, cell in self.cells().items():
-            for i, node in enumerate(cell.nodes):
-                for k, edge in enumerate(node):
-                    arch[f"{label}/op_{i + NUM_INPUTS}_{k}"] = edge.op
-                    arch[f"{label}/input_{i + NUM_INPUTS}_{k}"] = [edge.source]
-            if list(cell.concat) != list(range(NUM_INPUTS, NUM_INPUTS + cell.num_nodes)):
-                arch[f"{label}/concat"] = list(cell.concat)
+            arch.update(cell.to_arch(label))
         return arch
 
     @classmethod
@@ -334,7 +341,8 @@ class Genotype:
             if m[1] == "reduce":
                 reductions.append(int(m[2]))
         if sorted(per_layer) != list(range(len(per_layer))):
-            raise GenotypeError(f"arch dict per-layer cells {sorted(per_layer)} are not numbered 0..{len(per_layer) - 1}")
+            raise GenotypeError(
+                f"arch dict per-layer cells {sorted(per_layer)} are not numbered 0..{len(per_layer) - 1}")
         return cls(layers=tuple(per_layer[i] for i in range(len(per_layer))),
                    reductions=tuple(sorted(reductions)), meta=meta).validate()
 
@@ -376,7 +384,8 @@ def _literal(node: ast.AST, where: str) -> Any:
         args = [_literal(a, where) for a in node.args]
         if all(isinstance(a, int) for a in args):
             return list(range(*args))
-    raise GenotypeError(f"{where}: unsupported expression {ast.unparse(node)!r:.60}; only literals and range() are read")
+    raise GenotypeError(
+        f"{where}: unsupported expression {ast.unparse(node)!r:.60}; only literals and range() are read")
 
 
 def _from_call(call: ast.Call, where: str) -> Genotype:

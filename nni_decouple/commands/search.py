@@ -1,0 +1,81 @@
+"""``nni-decouple search METHOD``: run a search and write the run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from ..data import DATASETS
+from ..experiment import SearchConfig, run_search, skip_counts
+from ..strategies import get_method, load_all
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every method shares."""
+    d = SearchConfig()
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", default=d.dataset, choices=sorted(DATASETS),
+                   help="dataset (default: the bundled real MNIST-5k)")
+    g.add_argument("--data-root", default=None, help="dataset root for cifar10/cifar100/imagenet/imagefolder")
+    g.add_argument("--train-limit", type=int, default=None, metavar="N", help="use only N training images")
+    g.add_argument("--train-portion", type=float, default=d.train_portion,
+                   help="share of the training images for weights; the rest update the architecture")
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--num-workers", type=int, default=d.num_workers)
+    g = parser.add_argument_group("space")
+    g.add_argument("--layers", type=int, default=d.layers, help="cells L (reductions at L//3 and 2L//3)")
+    g.add_argument("--channels", type=int, default=d.channels, help="initial channels C")
+    g.add_argument("--nodes", type=int, default=d.nodes, help="intermediate nodes per cell")
+    g.add_argument("--ops", default=None, help="op set name (darts, darts_no_none, s_o, ...) or comma-separated ops")
+    g.add_argument("--sharing", choices=["type", "layer"], default=None,
+                   help="one cell per type (DARTS) or per layer (global search)")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="weight SGD lr")
+    g.add_argument("--lr-min", dest="learning_rate_min", type=float, default=d.learning_rate_min)
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--arch-lr", type=float, default=3e-4, help="architecture Adam lr")
+    g.add_argument("--grad-clip", type=float, default=5.0, help="weight gradient clipping (norm)")
+    g = parser.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--devices", type=int, default=d.devices, help="processes (DDP; gloo on the CPU)")
+    g.add_argument("--out", default=None, help="run directory (default: runs/METHOD-DATASET)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--force", action="store_true", help="overwrite the run in --out")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--recipe", default=None, help="YAML recipe with option defaults (see configs/search/)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="search an architecture with one of the methods")
+    methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
+    for method in sorted(load_all().values(), key=lambda m: m.name):
+        sub = methods.add_parser(method.name, help=method.help, description=method.help)
+        add_common_arguments(sub)
+        method.add_arguments(sub)
+        sub.set_defaults(func=run, subparser=sub)
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    names = {f.name for f in fields(SearchConfig)} - {"method", "method_options"}
+    common = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    method_options = {k: v for k, v in vars(args).items()
+                      if k not in names and k not in {"command", "method", "func", "out", "resume", "force",
+                                                      "no_progress", "recipe", "subparser"}}
+    return SearchConfig(method=args.method, method_options=method_options, **common)
+
+
+def run(args: argparse.Namespace) -> int:
+    method = get_method(args.method)
+    config = config_from_args(args)
+    strategy = method.build(args)
+    out = args.out or f"runs/{args.method}-{args.dataset}"
+    result = run_search(config, strategy, out, resume=args.resume, force=args.force,
+                        progress_bar=not args.no_progress, space_defaults=method.space_defaults)
+    genotype = result.genotype
+    print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
+    print(f"genotype: {genotype.to_text()}")
+    print(f"skip connections: {skip_counts(genotype)}")
+    print(f"written: {result.out}/genotype.json, arch_probs.json, checkpoints/, logs/", file=sys.stdout)
+    return 0

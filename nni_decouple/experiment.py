@@ -1,0 +1,165 @@
+"""Run one search end to end: data, space, evaluator, NNI experiment, exported genotype.
+
+This is what ``nni-decouple search METHOD`` does; :func:`run_search` is the same from Python.
+A run directory holds ``config.json`` (the options, for ``--resume``), ``genotype.json``,
+``arch_probs.json`` (final architecture weights and skip-connection counts), Lightning
+checkpoints (``checkpoints/last.ckpt``), CSV logs (``logs/metrics.csv``) and TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import bilevel_split, build_datasets
+from .errors import CheckpointError, ConfigError
+from .evaluator import build_evaluator, build_trainer
+from .genotype import Genotype
+from .io import atomic_write_json, prepare_run_dir
+from .spaces import CellSpace
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+    from nni.nas.evaluator.pytorch import DataLoader
+    from nni.nas.experiment import NasExperiment
+    from nni.nas.experiment.config import NasExperimentConfig
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchConfig:
+    """Options every method shares (the CLI's common flags)."""
+
+    method: str = "darts"
+    dataset: str = "mnist5k"
+    data_root: str | None = None
+    epochs: int = 10
+    layers: int = 5
+    channels: int = 8
+    nodes: int = 4
+    ops: str | None = None  # None: the method's default op set
+    sharing: str | None = None  # None: the method's default
+    batch_size: int = 64
+    train_limit: int | None = None
+    train_portion: float = 0.5
+    learning_rate: float = 0.025
+    learning_rate_min: float = 0.001
+    weight_decay: float = 3e-4
+    seed: int = 0
+    devices: int = 1
+    num_workers: int = 0
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    arch: dict[str, Any]
+    probs: dict[str, Any]
+    out: Path | None
+    seconds: float
+
+
+def build_space(config: SearchConfig, num_classes: int, in_chans: int, stem: str = "cifar",
+                defaults: dict[str, Any] | None = None) -> CellSpace:
+    defaults = defaults or {}
+    return CellSpace(ops=config.ops or defaults.get("ops", "darts"), channels=config.channels, layers=config.layers,
+                     nodes=config.nodes, num_classes=num_classes, in_chans=in_chans,
+                     sharing=config.sharing or defaults.get("sharing", "type"), stem=stem)  # type: ignore[arg-type]
+
+
+def skip_counts(genotype: Genotype) -> dict[str, int]:
+    """Skip connections per derived cell: the quantity DARTS is known to inflate."""
+    return genotype.count("skip_connect")
+
+
+def _check_resume(out: Path, config: SearchConfig) -> Path:
+    saved_path = out / "config.json"
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if not saved_path.is_file() or not ckpt.is_file():
+        raise CheckpointError(f"{str(out)!r} has no config.json and checkpoints/last.ckpt to resume from: "
+                              f"start a new run with another --out")
+    saved = json.loads(saved_path.read_text())
+    current = config.to_dict()
+    diff = [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+    if diff:
+        raise CheckpointError(
+            f"--resume: the run in {str(out)!r} used different options ({', '.join(diff)}); "
+            f"resume with the same options (see its config.json) or start a new run"
+        )
+    return ckpt
+
+
+def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = None, *, resume: bool = False,
+               force: bool = False, progress_bar: bool = True, space_defaults: dict[str, Any] | None = None,
+               ) -> SearchResult:
+    """Search with ``strategy`` under ``config``; write the run to ``out`` (when given)."""
+    if config.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {config.epochs}")
+    if config.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
+    out_dir = prepare_run_dir(out, resume=resume, force=force) if out is not None else None
+    ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None
+
+    torch.manual_seed(config.seed)
+    train_set, _, info = build_datasets(config.dataset, config.data_root, config.train_limit, config.seed)
+    weight_half, arch_half = bilevel_split(train_set, config.train_portion, config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader_kwargs = dict(batch_size=config.batch_size, num_workers=config.num_workers, drop_last=False)
+    train_loader = DataLoader(weight_half, shuffle=True, generator=generator, **loader_kwargs)
+    val_loader = DataLoader(arch_half, shuffle=True, generator=torch.Generator().manual_seed(config.seed + 1),
+                            **loader_kwargs)
+    space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
+
+    trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar)
+    evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
+                                learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
+                                max_epochs=config.epochs)
+    if ckpt is not None:
+        evaluator.fit_kwargs["ckpt_path"] = str(ckpt)
+    if out_dir is not None and trainer.global_rank == 0 and not resume:
+        atomic_write_json(out_dir / "config.json", config.to_dict())
+
+    exp_config = NasExperimentConfig.default(space, evaluator, strategy)
+    work = Path(out_dir / "nni") if out_dir is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple"
+    exp_config.experiment_working_directory = str(work)
+    experiment = NasExperiment(space, evaluator, strategy, exp_config)
+    started = time.perf_counter()
+    _quiet_nni()
+    experiment.run()
+    seconds = time.perf_counter() - started
+
+    module = strategy.oneshot_module
+    with torch.no_grad():
+        arch = module.export()
+        probs = module.export_probs()
+    genotype = Genotype.from_arch(arch, meta={"method": config.method, "dataset": config.dataset,
+                                              "layers": config.layers, "channels": config.channels,
+                                              "nodes": config.nodes, "seed": config.seed})
+    if out_dir is not None and trainer.global_rank == 0:
+        atomic_write_json(out_dir / "genotype.json", genotype.to_dict())
+        atomic_write_json(out_dir / "arch_probs.json", {
+            "method": config.method, "epochs": config.epochs, "search_seconds": round(seconds, 2),
+            "skip_connections": skip_counts(genotype), "arch": arch, "probs": probs,
+        })
+    return SearchResult(genotype, arch, probs, out_dir, seconds)
+
+
+def _quiet_nni() -> None:
+    """NNI logs a line per checkpoint and warns about training services the sequential engine
+    does not use; keep the console to Lightning's progress bar and our summary."""
+    for name in ("nni", "nni.nas", "nni.experiment", "nni.runtime"):
+        logging.getLogger(name).setLevel(logging.ERROR)

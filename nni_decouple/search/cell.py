@@ -1,0 +1,186 @@
+"""The decoupled supernet cell: one NNI supermodule for every method of the package.
+
+It replaces an NNI :class:`~nni.nas.nn.pytorch.Cell` of :class:`~nni_decouple.spaces.CellSpace`
+and computes, for every intermediate node ``j``,
+
+    x_j = sum_{i<j} t[i,j] * sum_k w[(i,j), k] * op_k(x_i)
+
+where ``w`` comes from the *op weights* axis (:mod:`.weights`) and ``t`` from the *topology* axis
+(:mod:`.topology`; ``t = 1`` when the method has none). Derivation is the *derive* axis
+(:mod:`.derive`). Cells with the same label share their op-weight and topology modules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..genotype import CellGenotype
+from ..spaces.cell import CellSpec
+from .derive import Deriver
+from .graph import CellGraph
+from .topology import Topology
+from .weights import OpWeights
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+    from nni.nas.nn.pytorch import Cell
+    from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
+    from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+
+class MixedEdge(nn.Module):
+    """All candidate ops of one edge; ``forward(x, w) = sum_k w[k] * op_k(x)`` over the kept ops.
+
+    :meth:`prune` drops ops for good (their modules are freed), as DOTS' topology stage does.
+    """
+
+    def __init__(self, spec: CellSpec, source: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(spec.make_op(name, source) for name in spec.op_names)
+        self.kept: list[int] = list(range(len(spec.op_names)))
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        out = None
+        for k, op in zip(self.kept, self.ops, strict=True):
+            y = weights[k] * op(x)
+            out = y if out is None else out + y
+        return out  # type: ignore[return-value]
+
+    def prune(self, keep: list[int]) -> None:
+        """Keep only the ops whose indices (into the cell's op list) are in ``keep``."""
+        keep = sorted(keep)
+        position = {k: p for p, k in enumerate(self.kept)}
+        missing = [k for k in keep if k not in position]
+        if missing:
+            raise ValueError(f"cannot keep ops {missing}: they were pruned before")
+        self.ops = nn.ModuleList(self.ops[position[k]] for k in keep)
+        self.kept = keep
+
+    def get_extra_state(self) -> list[int]:
+        return list(self.kept)
+
+    def set_extra_state(self, state: list[int]) -> None:
+        if list(state) != self.kept:
+            self.prune(list(state))
+
+
+EdgeFactory = Callable[[CellSpec, int], nn.Module]
+
+
+class DecoupledCell(BaseSuperNetModule):
+    """Supernet cell with pluggable op weights, topology and derivation (see module docstring)."""
+
+    def __init__(self, spec: CellSpec, label: str, preprocessor: nn.Module, postprocessor: nn.Module,
+                 op_weights: OpWeights, topology: Topology, derive: Deriver, derive_options: dict[str, Any],
+                 edge_factory: EdgeFactory = MixedEdge) -> None:
+        super().__init__()
+        self.spec, self._label = spec, label
+        self.graph = CellGraph(spec.num_nodes)
+        self.preprocessor = preprocessor
+        self.postprocessor = postprocessor
+        self.edges = nn.ModuleList(edge_factory(spec, source) for source, _ in self.graph.edges)
+        self.op_weights = op_weights
+        self.topology = topology
+        self._derive, self._derive_options = derive, derive_options
+        #: Set by schedules to switch a cell's contribution off (e.g. D-DARTS' ablation).
+        self.op_weight_override: torch.Tensor | None = None
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    # -------------------------------------------------------------- weights
+    def edge_op_weights(self) -> torch.Tensor:
+        """``[num_edges, num_ops]`` op weights of this cell."""
+        return self.op_weights() if self.op_weight_override is None else self.op_weight_override
+
+    def edge_weights(self) -> torch.Tensor | None:
+        """``[num_edges]`` topology weights, or ``None`` when the method has none."""
+        return self.topology()
+
+    def arch_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.op_weights.arch_parameters()
+        yield from self.topology.arch_parameters()
+
+    # -------------------------------------------------------------- forward
+    def forward(self, *inputs: list[torch.Tensor] | torch.Tensor) -> Any:
+        processed = preprocess_cell_inputs(2, *inputs)
+        states: list[torch.Tensor] = self.preprocessor(processed)
+        weights = self.edge_op_weights()
+        edge_weights = self.edge_weights()
+        for j in self.graph.node_ids:
+            node = None
+            for e in self.graph.in_edges(j):
+                if edge_weights is not None and not edge_weights.requires_grad and float(edge_weights[e]) == 0.0:
+                    continue  # a fixed zero edge contributes nothing: skip its ops
+                y = self.edges[e](states[self.graph.edges[e][0]], weights[e])
+                if edge_weights is not None:
+                    y = edge_weights[e] * y
+                node = y if node is None else node + y
+            states.append(node if node is not None else torch.zeros_like(states[1]))
+        out = torch.cat(states[2:], dim=1)
+        return self.postprocessor(out, processed)
+
+    # -------------------------------------------------------------- NNI supermodule API
+    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def derive(self) -> CellGenotype:
+        return self._derive(self, **self._derive_options)
+
+    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
+        if any(k.startswith(f"{self.label}/op_") for k in memo):
+            return {}  # a cell with the same label has been exported already
+        return self.derive().to_arch(self.label)
+
+    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
+        if any(k.startswith(f"{self.label}/") for k in memo):
+            return {}
+        with torch.no_grad():
+            weights = self.edge_op_weights().cpu()
+            edge_weights = self.edge_weights()
+        probs: dict[str, Any] = {}
+        for e, (i, j) in enumerate(self.graph.edges):
+            probs[f"{self.label}/{j}_{i}"] = {name: float(weights[e, k]) for k, name in enumerate(self.spec.op_names)}
+        if edge_weights is not None:
+            for j in self.graph.node_ids:
+                probs[f"{self.label}/topology_{j}"] = {
+                    str(self.graph.edges[e][0]): float(edge_weights[e]) for e in self.graph.in_edges(j)}
+        return probs
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> Any:
+        return None  # strategies build cells through :func:`cell_hook`
+
+
+def cell_hook(make_weights: Callable[[CellGraph, CellSpec, str, dict[str, Any]], OpWeights],
+              make_topology: Callable[[CellGraph, CellSpec, str, dict[str, Any]], Topology],
+              derive: Deriver, derive_options: dict[str, Any] | None = None,
+              edge_factory: EdgeFactory = MixedEdge) -> Callable[..., DecoupledCell | None]:
+    """An NNI mutation hook that turns each space cell into a :class:`DecoupledCell`.
+
+    The first cell of a label creates the op-weight and topology modules; later cells with the
+    same label reuse them (memo key ``{label}/decoupled``), which is how labels decide sharing.
+    """
+
+    def hook(module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]) -> DecoupledCell | None:
+        if type(module) is not Cell:
+            return None
+        spec: CellSpec | None = getattr(module, "spec", None)
+        if spec is None:
+            raise TypeError(f"cell {name!r} has no CellSpec: build the space with nni_decouple.spaces.CellSpace")
+        label = module.label
+        key = f"{label}/decoupled"
+        graph = CellGraph(spec.num_nodes)
+        if key not in memo:
+            memo[key] = (make_weights(graph, spec, label, memo), make_topology(graph, spec, label, memo))
+        op_weights, topology = memo[key]
+        return DecoupledCell(spec, label, module.preprocessor, module.postprocessor, op_weights, topology,
+                             derive, dict(derive_options or {}), edge_factory)
+
+    return hook
