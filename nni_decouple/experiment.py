@@ -78,7 +78,8 @@ def build_space(config: SearchConfig, num_classes: int, in_chans: int, stem: str
     defaults = defaults or {}
     return CellSpace(ops=config.ops or defaults.get("ops", "darts"), channels=config.channels, layers=config.layers,
                      nodes=config.nodes, num_classes=num_classes, in_chans=in_chans,
-                     sharing=config.sharing or defaults.get("sharing", "type"), stem=stem)  # type: ignore[arg-type]
+                     sharing=config.sharing or defaults.get("sharing", "type"), stem=stem,  # type: ignore[arg-type]
+                     reductions=defaults.get("reductions"))
 
 
 def skip_counts(genotype: Genotype) -> dict[str, int]:

@@ -68,11 +68,14 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 def run(args: argparse.Namespace) -> int:
     method = get_method(args.method)
+    space_defaults = dict(method.space_defaults)
+    if method.prepare is not None:
+        space_defaults.update(method.prepare(args))
     config = config_from_args(args)
     strategy = method.build(args)
     out = args.out or f"runs/{args.method}-{args.dataset}"
     result = run_search(config, strategy, out, resume=args.resume, force=args.force,
-                        progress_bar=not args.no_progress, space_defaults=method.space_defaults)
+                        progress_bar=not args.no_progress, space_defaults=space_defaults)
     genotype = result.genotype
     print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
     print(f"genotype: {genotype.to_text()}")

@@ -82,11 +82,15 @@ class CellSpace(ModelSpace):
         ``cifar`` (stride 1, 3C channels) or ``imagenet`` (DARTS' three-conv stem, stride 8).
     ops_per_node
         Inputs per node in the NNI cell (2 in DARTS); strategies of this package may derive any.
+    reductions
+        Layer indices of the reduction cells; ``None`` gives DARTS' ``L // 3`` and ``2L // 3``. Handcrafted
+        layouts need others (D-DARTS' DARTOpti ResNets reduce at cells 1, 2 and 3).
     """
 
     def __init__(self, ops: str | Sequence[str] = "darts", channels: int = 16, layers: int = 8, nodes: int = 4,
                  num_classes: int = 10, in_chans: int = 3, sharing: Sharing = "type", stem: Stem = "cifar",
-                 ops_per_node: int = 2, stem_multiplier: int = 3, affine: bool = False) -> None:
+                 ops_per_node: int = 2, stem_multiplier: int = 3, affine: bool = False,
+                 reductions: Sequence[int] | None = None) -> None:
         super().__init__()
         op_names = tuple(resolve_ops(ops))
         if sharing not in ("type", "layer"):
@@ -97,7 +101,13 @@ class CellSpace(ModelSpace):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if channels % 2:
             raise ConfigError(f"channels must be even (reductions halve with two 1x1 convs), got {channels}")
-        reductions = reduction_layers(layers)
+        if reductions is None:
+            reductions = reduction_layers(layers)
+        else:
+            reductions = tuple(reductions)
+            if (not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < layers for r in reductions)
+                    or len(set(reductions)) != len(reductions)):
+                raise ConfigError(f"reductions {list(reductions)} must be distinct layer indices in 0..{layers - 1}")
         self.op_names, self.num_layers, self.num_nodes, self.sharing = op_names, layers, nodes, sharing
         self.reductions = reductions
         self.stem_kind = stem

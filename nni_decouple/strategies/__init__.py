@@ -25,6 +25,10 @@ class Method:
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     #: Defaults for the shared space options (``ops``, ``sharing``, ``nodes``, ...).
     space_defaults: dict[str, Any] = field(default_factory=dict)
+    #: Optional ``prepare(args) -> space options``: runs before the search, may set shared options the
+    #: method's own options imply (D-DARTS' ``--start resnet18`` fixes ``--layers``), and returns space
+    #: options that go on top of ``space_defaults`` (e.g. ``reductions``).
+    prepare: Callable[[argparse.Namespace], dict[str, Any]] | None = None
 
 
 METHODS: dict[str, Method] = {}
