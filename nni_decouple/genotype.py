@@ -422,10 +422,27 @@ def _from_call(call: ast.Call, where: str) -> Genotype:
                 if not isinstance(to, int) or to < NUM_INPUTS:
                     raise GenotypeError(f"{where}: genes[{i}] has the target node {to!r}; targets start at 2")
                 nodes[to - NUM_INPUTS].append((op, src))
-            # D-DARTS concatenates exactly the nodes that have edges (the published concat is nominal).
-            layers.append(CellGenotype.from_edges(nodes))
+            layers.append(_ddarts_cell(nodes, f"{where}: genes[{i}]"))
         return Genotype(layers=tuple(layers), reductions=tuple(kw.get("reductions", ()))).validate()
     raise GenotypeError(f"{where}: expected Genotype(...) or Genotype_nested(...), found {name}(...)")
+
+
+def _ddarts_cell(nodes: list[list[tuple[str, int]]], where: str) -> CellGenotype:
+    """A D-DARTS cell as its own code reads it: edges from a node that has no edges are skipped
+    (D-DARTS' ``DCOCell`` ``continue``s over them), repeatedly, and the cell concatenates exactly
+    the nodes left with edges (the published ``concat`` is nominal)."""
+    while True:
+        empty = {i + NUM_INPUTS for i, node in enumerate(nodes) if not node}
+        pruned = [[(op, src) for op, src in node if src not in empty] for node in nodes]
+        if pruned == nodes:
+            break
+        nodes = pruned
+    if not any(nodes):
+        raise GenotypeError(
+            f"{where}: no node of this cell has an input once edges from input-less nodes are dropped, so the cell "
+            f"has no output (D-DARTS' own DCOCell fails on it too); fix the cell's genes"
+        )
+    return CellGenotype.from_edges(nodes)
 
 
 def parse_genotype_file_text(text: str, where: str = "text") -> dict[str, Genotype]:

@@ -1,0 +1,87 @@
+"""``nni-decouple search``: a real search end to end, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nni_decouple.cli import main
+from nni_decouple.genotype import load_genotype
+
+TINY = ["--epochs", "1", "--train-limit", "64", "--layers", "3", "--channels", "4", "--nodes", "2",
+        "--batch-size", "16", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def darts_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "darts"
+    assert main(["search", "darts", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_search_writes_the_run(darts_run, capsys):
+    for name in ("genotype.json", "arch_probs.json", "config.json", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (darts_run / name).is_file(), name
+    genotype = load_genotype(darts_run / "genotype.json")
+    assert genotype.meta["method"] == "darts"
+    probs = json.loads((darts_run / "arch_probs.json").read_text())
+    assert set(probs["skip_connections"]) == {"normal", "reduce"}
+    assert probs["probs"] and probs["arch"] == genotype.to_arch()
+
+
+def test_existing_out_is_not_overwritten(darts_run, capsys):
+    before = (darts_run / "genotype.json").read_text()
+    assert main(["search", "darts", *TINY, "--out", str(darts_run)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--force" in err
+    assert (darts_run / "genotype.json").read_text() == before
+
+
+def test_resume_with_other_options_is_refused(darts_run, capsys):
+    assert main(["search", "darts", *TINY, "--seed", "7", "--out", str(darts_run), "--resume"]) == 2
+    assert "different options (seed)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ops", "sep_conv_9x9"], "unknown op"),
+    (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "does not exist"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--recipe", "/nonexistent/recipe.yaml"], "recipe '/nonexistent/recipe.yaml' does not exist"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, args, message):
+    assert main(["search", "darts", *TINY, "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run" / "genotype.json").exists()
+
+
+def test_recipe_sets_defaults_and_flags_win(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    base = tmp_path / "base.yaml"
+    base.write_text("layers: 3\nchannels: 4\nnodes: 2\n")
+    recipe.write_text("_base_: base.yaml\nmethod: darts\nepochs: 1\ntrain_limit: 64\nbatch-size: 16\nseed: 5\n")
+    out = tmp_path / "run"
+    assert main(["search", "darts", "--recipe", str(recipe), "--seed", "6", "--no-progress", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["layers"], config["epochs"], config["batch_size"], config["seed"]) == (3, 1, 16, 6)
+
+
+def test_recipe_for_another_method(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: gdarts\n")
+    assert main(["search", "darts", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    assert "is for method 'gdarts'" in capsys.readouterr().err
+
+
+def test_errors_print_no_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"normal": {"nodes": [[["sep_conv_3x3", 0]], []], "concat": [2, 3]}, '
+                   '"reduce": {"nodes": [[["max_pool_3x3", 1]]]}}')
+    proc = subprocess.run([sys.executable, "-m", "nni_decouple.cli", "genotype", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "node 3 has no input" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

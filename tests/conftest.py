@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests run on the CPU with small data they make or the packages ship."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+os.environ.setdefault("NNI_DECOUPLE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple-tests-home"))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference" / "released_genotypes.txt"
+
+
+@pytest.fixture(scope="session")
+def reference_genotypes_path() -> Path:
+    if not REFERENCE.is_file():
+        pytest.fail(f"{REFERENCE} is missing: the tests expect the project's shared/ folder beside the repository")
+    return REFERENCE
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
