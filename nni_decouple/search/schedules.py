@@ -23,6 +23,17 @@ with warnings.catch_warnings():
 
 from .cell import DecoupledCell
 
+#: Schedules by name (the composer's "schedule" axis); subclasses register with :func:`register_schedule`.
+SCHEDULES: dict[str, type[BilevelModule]] = {}
+
+
+def register_schedule(name: str):
+    def _register(cls: type[BilevelModule]) -> type[BilevelModule]:
+        SCHEDULES[name] = cls
+        return cls
+
+    return _register
+
 
 def unique(items: Iterator[Any]) -> list[Any]:
     """De-duplicate by identity, keeping first-seen order."""
@@ -35,6 +46,7 @@ def unique(items: Iterator[Any]) -> list[Any]:
     return out
 
 
+@register_schedule("bilevel")
 class BilevelModule(DartsLightningModule):
     """First-order bilevel search (DARTS) over :class:`DecoupledCell` supernets."""
 
