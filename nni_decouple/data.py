@@ -216,3 +216,39 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     if targets is not None:
         return np.asarray(targets)
     return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])  # type: ignore[arg-type]
+
+
+def subset(dataset: Dataset, fraction: float, seed: int = 0, balanced: bool = False) -> Subset:
+    """A seeded random ``fraction`` of ``dataset``: eDARTS searches on one to cut the search cost.
+
+    Keeps ``round(fraction * len(dataset))`` images (at least one), in dataset order. With
+    ``balanced`` every class gets as equal a share as its size allows (the counts differ by at most
+    one; a class that runs short hands its share on to the others), so that a small subset cannot
+    lose a class by chance.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise DataError(f"subset fraction must be in (0, 1], got {fraction}")
+    n = len(dataset)  # type: ignore[arg-type]
+    size = max(1, int(round(fraction * n)))
+    rng = np.random.default_rng(seed)
+    if not balanced:
+        keep = rng.permutation(n)[:size]
+    else:
+        labels = dataset_labels(dataset)
+        classes = np.unique(labels)
+        pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+        quota = _balanced_quota(np.asarray([len(p) for p in pools]), size, rng)
+        keep = np.concatenate([pool[:q] for pool, q in zip(pools, quota, strict=True)])
+    return Subset(dataset, np.sort(keep).tolist())
+
+
+def _balanced_quota(available: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-class counts summing to ``size``: equal shares, capped by ``available``; smallest classes
+    are served first so their shortfall goes to the others; ties (who gets the +1s) are seeded."""
+    order = np.lexsort((rng.permutation(len(available)), available))
+    quota = np.zeros_like(available)
+    remaining = size
+    for position, c in enumerate(order):
+        quota[c] = min(int(available[c]), remaining // (len(order) - position))
+        remaining -= int(quota[c])
+    return quota

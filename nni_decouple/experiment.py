@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning import Callback
 
-from .data import bilevel_split, build_datasets
+from .data import bilevel_split, build_datasets, subset
 from .errors import CheckpointError, ConfigError
 from .evaluator import build_evaluator, build_trainer
 from .genotype import Genotype
@@ -51,6 +52,8 @@ class SearchConfig:
     sharing: str | None = None  # None: the method's default
     batch_size: int = 64
     train_limit: int | None = None
+    subset: float | None = None  # search on a seeded random fraction of the training images (eDARTS)
+    subset_balanced: bool = False  # ... with an equal share per class
     train_portion: float = 0.5
     learning_rate: float = 0.025
     learning_rate_min: float = 0.001
@@ -87,6 +90,19 @@ def skip_counts(genotype: Genotype) -> dict[str, int]:
     return genotype.count("skip_connect")
 
 
+class SkipConnectionLogger(Callback):
+    """Log the skip connections of the currently derived cells after every epoch, for any method
+    (metrics ``skip_connections/<cell label>`` and one log line), to watch DARTS' skip bias grow."""
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        with torch.no_grad():
+            counts = skip_counts(Genotype.from_arch(pl_module.export()))
+        for label, n in counts.items():
+            pl_module.log(f"skip_connections/{label}", float(n), on_step=False, on_epoch=True)
+        if trainer.global_rank == 0:
+            _logger.info("epoch %d: skip connections %s", trainer.current_epoch, counts)
+
+
 def _check_resume(out: Path, config: SearchConfig) -> Path:
     saved_path = out / "config.json"
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -117,6 +133,8 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
 
     torch.manual_seed(config.seed)
     train_set, _, info = build_datasets(config.dataset, config.data_root, config.train_limit, config.seed)
+    if config.subset is not None:
+        train_set = subset(train_set, config.subset, config.seed, config.subset_balanced)
     weight_half, arch_half = bilevel_split(train_set, config.train_portion, config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     loader_kwargs = dict(batch_size=config.batch_size, num_workers=config.num_workers, drop_last=False)
@@ -125,7 +143,8 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
                             **loader_kwargs)
     space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
 
-    trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar)
+    trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
+                            callbacks=[SkipConnectionLogger()])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
                                 learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
                                 max_epochs=config.epochs)

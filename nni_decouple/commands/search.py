@@ -19,6 +19,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                    help="dataset (default: the bundled real MNIST-5k)")
     g.add_argument("--data-root", default=None, help="dataset root for cifar10/cifar100/imagenet/imagefolder")
     g.add_argument("--train-limit", type=int, default=None, metavar="N", help="use only N training images")
+    g.add_argument("--subset", type=float, default=d.subset, metavar="FRACTION",
+                   help="search on a seeded random fraction of the training images (eDARTS); default: all")
+    g.add_argument("--balanced", dest="subset_balanced", action=argparse.BooleanOptionalAction,
+                   default=d.subset_balanced, help="give every class an equal share of --subset")
     g.add_argument("--train-portion", type=float, default=d.train_portion,
                    help="share of the training images for weights; the rest update the architecture")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
