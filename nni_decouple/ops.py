@@ -202,6 +202,23 @@ OP_SETS: dict[str, tuple[str, ...]] = {
     "s_o": S_O_OPS,
 }
 
+#: eDARTS' split search spaces SS1..SS8 (Siddiqui et al., ICPR 2020, poster table "Effect of search
+#: depth and operation type"): the convolutions listed per space, each space "also has skip
+#: connection and pooling operations" (max and avg pool 3x3; no ``none``: the poster lists none).
+#: That is all 6 pairs of {sep3, sep5, dil3, dil5} plus the 2 triples with both separable convs.
+EDARTS_SPLIT_CONVS: dict[str, tuple[str, ...]] = {
+    "SS1": ("sep_conv_3x3", "dil_conv_3x3"),
+    "SS2": ("sep_conv_5x5", "dil_conv_5x5"),
+    "SS3": ("sep_conv_3x3", "sep_conv_5x5"),
+    "SS4": ("dil_conv_3x3", "dil_conv_5x5"),
+    "SS5": ("sep_conv_3x3", "dil_conv_5x5"),
+    "SS6": ("sep_conv_5x5", "dil_conv_3x3"),
+    "SS7": ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3"),
+    "SS8": ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_5x5"),
+}
+OP_SETS.update({name: ("max_pool_3x3", "avg_pool_3x3", "skip_connect", *convs)
+                for name, convs in EDARTS_SPLIT_CONVS.items()})
+
 
 def resolve_ops(spec: str | Sequence[str]) -> list[str]:
     """An op-set name (``darts``, ``s_o``, ...) or a list / comma-separated string of op names."""
