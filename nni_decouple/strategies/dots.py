@@ -1,0 +1,160 @@
+"""DOTS (Gu et al., CVPR 2021): decoupled operation and topology search, as an NNI strategy.
+
+Axes (DESIGN.md): op weights ``survivors`` around an op search (``grouped`` softmax per op group:
+the paper's Method 2; or DARTS ``softmax`` / GDAS ``gumbel``: Method 1), pruned to each edge's
+survivors for the topology stage and then a near-hard choice between them; topology
+``input_pairs`` (two input edges per node, as published) or ``input_any`` (the paper's c_m sets);
+schedule :class:`~nni_decouple.search.schedules_staged.StagedModule` (op warm-up, op search,
+topology warm-up on a fresh pruned supernet, one-level topology search with annealing); derivation
+``dots`` (argmax combination per node, argmax op per chosen edge, never ``none``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ..search.schedules_staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
+from . import Method, register_method
+from .base import DecoupledStrategy
+
+EDGES = {"two": "input_pairs", "any": "input_any"}
+#: Op-search options -> op-weight parametrisation searched before the topology stage.
+OP_SEARCHES = {"grouped": "grouped", "darts": "softmax", "gdas": "gumbel"}
+
+
+class DOTS(DecoupledStrategy):
+    """DOTS as an NNI one-shot strategy; usable with ``NasExperiment`` like NNI's ``DARTS``.
+
+    Parameters
+    ----------
+    edges
+        ``two``: each node combines exactly two input edges (published); ``any``: any non-empty
+        combination (the paper's c_m sets).
+    op_search
+        ``grouped`` (Method 2: one softmax per op group, pruned to the best op of each group),
+        ``darts`` (softmax over all ops) or ``gdas`` (Gumbel softmax, NNI's GumbelDARTS) (Method 1).
+    survivors
+        Ops each edge keeps for the topology stage: ``'groups'`` (one per op group; default for
+        ``grouped``) or a number (the best non-``none`` ops; default 1 for ``darts``/``gdas``, as in
+        the paper's Method 1 figure).
+    stage_epochs
+        Epochs of op warm-up, op search, topology warm-up, topology search; must add up to the
+        search's epochs. ``None`` scales the published 15/15/20/20 (of 70) to the run.
+    t_max, t_min
+        Topology-search temperature, annealed exponentially per epoch (10 -> 0.02).
+    choice_scale
+        The near-hard choice between survivors is ``softmax(a / (choice_scale * T))`` (1e-3).
+    tau_max, tau_min
+        Gumbel temperature of ``gdas``, linear over the op-search stage (GDAS: 10 -> 0.1).
+    gumbel_hard
+        Straight-through one-hot Gumbel samples (GDAS) instead of soft ones (NNI's GumbelDARTS).
+    topology_warmup_data
+        ``train`` (the weight half, as the public code) or ``full`` (both halves).
+    arc_betas, arc_weight_decay, arc_learning_rate
+        Architecture Adam in the op search (DARTS: (0.5, 0.999), 1e-3, 3e-4).
+    topology_betas
+        Adam betas in the topology search (the public code's (0.9, 0.999)).
+    """
+
+    schedule_cls = StagedModule
+
+    def __init__(self, *, edges: str = "two", op_search: str = "grouped", survivors: str | int | None = None,
+                 stage_epochs: Sequence[int] | None = None, t_max: float = 10.0, t_min: float = 0.02,
+                 choice_scale: float = 1e-3, tau_max: float = 10.0, tau_min: float = 0.1, gumbel_hard: bool = False,
+                 topology_warmup_data: str = "train", arc_learning_rate: float = 3e-4,
+                 arc_betas: tuple[float, float] = (0.5, 0.999), arc_weight_decay: float = 1e-3,
+                 topology_betas: tuple[float, float] = (0.9, 0.999), gradient_clip_val: float | None = 5.0,
+                 **kwargs: Any) -> None:
+        if edges not in EDGES:
+            raise ConfigError(f"unknown --edges {edges!r}: choose 'two' (pairs, as published) or 'any' (c_m sets)")
+        if op_search not in OP_SEARCHES:
+            raise ConfigError(f"unknown --op-search {op_search!r}: choose one of {', '.join(OP_SEARCHES)}")
+        if survivors is None:
+            survivors = "groups" if op_search == "grouped" else 1
+        search_options: dict[str, Any] = {}
+        if op_search == "gdas":
+            search_options = {"tau": tau_max, "hard": gumbel_hard}
+        schedule_options = {
+            "stage_epochs": None if stage_epochs is None else tuple(stage_epochs),
+            "t_max": t_max, "t_min": t_min, "tau_max": tau_max, "tau_min": tau_min,
+            "topology_betas": tuple(topology_betas), "topology_warmup_data": topology_warmup_data,
+            "arc_betas": tuple(arc_betas), "arc_weight_decay": arc_weight_decay,
+            **kwargs.pop("schedule_options", {}),
+        }
+        super().__init__(
+            weights="survivors",
+            weights_options={"search": OP_SEARCHES[op_search], "search_options": search_options,
+                             "keep": survivors, "choice_scale": choice_scale},
+            topology=EDGES[edges], derive="dots", schedule_options=schedule_options,
+            arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
+        self.edges, self.op_search, self.survivors = edges, op_search, survivors
+
+
+# ----------------------------------------------------------------------------- CLI
+def parse_numbers(text: str | Sequence[Any] | None, count: int, cast: type, name: str) -> tuple[Any, ...] | None:
+    """``'15,15,20,20'`` (or a list from a recipe) -> a tuple of ``count`` numbers."""
+    if text is None or text == "":
+        return None
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        values = tuple(cast(v) for v in items)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {count} comma-separated numbers, got {text!r}") from None
+    if len(values) != count:
+        raise ConfigError(f"{name} must be {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("DOTS")
+    g.add_argument("--edges", choices=sorted(EDGES), default="two",
+                   help="input edges per node: two (pairs, as published) or any non-empty combination (c_m sets)")
+    g.add_argument("--op-search", choices=list(OP_SEARCHES), default="grouped",
+                   help="grouped: one softmax per op group (Method 2); darts / gdas: Method 1 (default: grouped)")
+    g.add_argument("--survivors", default=None, metavar="groups|K",
+                   help="ops each edge keeps for the topology stage (default: groups for grouped, 1 otherwise)")
+    g.add_argument("--stage-epochs", default=None, metavar="A,B,C,D",
+                   help="epochs of op warm-up, op search, topology warm-up, topology search; must add up to "
+                        "--epochs (default: the published "
+                        f"{','.join(map(str, PUBLISHED_STAGE_EPOCHS))} scaled to --epochs)")
+    g.add_argument("--t-max", type=float, default=10.0, help="initial topology temperature (10)")
+    g.add_argument("--t-min", type=float, default=0.02, help="final topology temperature (0.02)")
+    g.add_argument("--choice-scale", type=float, default=1e-3,
+                   help="near-hard choice between survivors: softmax(a / (scale * T)) (1e-3)")
+    g.add_argument("--tau-max", type=float, default=10.0, help="initial Gumbel temperature of gdas (10)")
+    g.add_argument("--tau-min", type=float, default=0.1, help="final Gumbel temperature of gdas (0.1)")
+    g.add_argument("--gumbel-hard", action="store_true", help="gdas: straight-through one-hot samples")
+    g.add_argument("--topology-warmup-data", choices=["train", "full"], default="train",
+                   help="topology warm-up on the weight half (public code) or on both halves")
+    g.add_argument("--arch-betas", default="0.5,0.999", help="op-search Adam betas (0.5,0.999)")
+    g.add_argument("--arch-weight-decay", type=float, default=1e-3, help="architecture Adam weight decay (1e-3)")
+    g.add_argument("--topology-betas", default="0.9,0.999", help="topology-search Adam betas (public code: 0.9,0.999)")
+
+
+def _build(args: argparse.Namespace) -> DOTS:
+    stage_epochs = parse_numbers(args.stage_epochs, 4, int, "--stage-epochs")
+    if stage_epochs is not None:
+        StagePlan.resolve(stage_epochs, args.epochs)  # the error names the mismatch before any work
+    else:
+        StagePlan.resolve(None, args.epochs)
+    survivors = args.survivors
+    if survivors is not None and survivors != "groups":
+        try:
+            survivors = int(survivors)
+        except ValueError:
+            raise ConfigError(f"--survivors must be 'groups' or a number of ops, got {survivors!r}") from None
+    return DOTS(edges=args.edges, op_search=args.op_search, survivors=survivors, stage_epochs=stage_epochs,
+                t_max=args.t_max, t_min=args.t_min, choice_scale=args.choice_scale, tau_max=args.tau_max,
+                tau_min=args.tau_min, gumbel_hard=args.gumbel_hard, topology_warmup_data=args.topology_warmup_data,
+                arc_learning_rate=args.arch_lr, arc_betas=parse_numbers(args.arch_betas, 2, float, "--arch-betas"),
+                arc_weight_decay=args.arch_weight_decay,
+                topology_betas=parse_numbers(args.topology_betas, 2, float, "--topology-betas"),
+                gradient_clip_val=args.grad_clip)
+
+
+register_method(Method(
+    "dots", "DOTS: decoupled operation and topology search (grouped op search, then topology over input edges)",
+    _build, _add_arguments, space_defaults={"ops": "darts", "sharing": "type", "nodes": 4}))
