@@ -166,9 +166,11 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     with torch.no_grad():
         arch = module.export()
         probs = module.export_probs()
-    genotype = Genotype.from_arch(arch, meta={"method": config.method, "dataset": config.dataset,
-                                              "layers": config.layers, "channels": config.channels,
-                                              "nodes": config.nodes, "seed": config.seed})
+    meta = {"method": config.method, "dataset": config.dataset, "layers": config.layers,
+            "channels": config.channels, "nodes": config.nodes, "seed": config.seed}
+    # A strategy may add what the network needs from its search (e.g. Stretchable Cells' eval_layers).
+    meta.update(getattr(strategy, "genotype_meta", lambda _config: {})(config))
+    genotype = Genotype.from_arch(arch, meta=meta)
     if out_dir is not None and trainer.global_rank == 0:
         atomic_write_json(out_dir / "genotype.json", genotype.to_dict())
         atomic_write_json(out_dir / "arch_probs.json", {
