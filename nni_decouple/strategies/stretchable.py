@@ -1,0 +1,144 @@
+"""Stretchable Cells (Huang et al., AAAI 2022): explicit topology over output-edge combinations.
+
+Axes (DESIGN.md): op weights ``softmax`` (DARTS' alpha, no ``none`` op); topology ``output_any``
+(binary codes over each node's successors, Eq. 11-13) or ``output_pairs`` (two output edges per
+node, Eq. 7-10), or for the paper's ablation ``input_pairs`` / ``input_any`` (Eq. 3-6); the
+passive-aggressive regulariser ``lambda * r(beta)`` (Eq. 14) on the architecture loss; schedule
+DARTS first order (:class:`~nni_decouple.search.schedules.BilevelModule`) or MiLeNAS mixed level
+(:class:`~nni_decouple.search.schedules_milenas.MiLeNASModule`); derivation ``stretchable`` (argmax
+code per node, nodes without inputs dropped). Search and evaluation use the same number of layers:
+the genotype's ``meta['eval_layers']`` records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import ConfigError
+from ..ops import resolve_ops
+from ..search.schedules import BilevelModule
+from ..search.schedules_milenas import MiLeNASModule
+from . import Method, register_method
+from .base import DecoupledStrategy
+
+TOPOLOGIES = {("output", "any"): "output_any", ("output", "two"): "output_pairs",
+              ("input", "any"): "input_any", ("input", "two"): "input_pairs"}
+OPTIMIZERS: dict[str, type[BilevelModule]] = {"darts": BilevelModule, "milenas": MiLeNASModule}
+#: The paper's N = 9 nodes counts the two cell inputs: 7 intermediate nodes (``--nodes``).
+PAPER_NODES = 7
+
+
+def check_no_none(op_names: Any) -> None:
+    if "none" in tuple(op_names):
+        raise ConfigError("Stretchable Cells search without the 'none' op (the topology variables decide which "
+                          "edges exist; the paper removes the zero op): use --ops darts_no_none or leave 'none' "
+                          "out of --ops")
+
+
+class StretchableCells(DecoupledStrategy):
+    """Stretchable Cells as an NNI one-shot strategy; usable with ``NasExperiment`` like NNI's ``DARTS``.
+
+    Parameters
+    ----------
+    optimizer
+        ``milenas`` (mixed level, the paper's MiLeNAS-SC) or ``darts`` (first-order bilevel, the
+        paper's DARTS-SC / "DARTS w/o SC").
+    topology
+        ``output`` (each node picks the successors it feeds; the paper's method) or ``input`` (each
+        node picks its inputs; the paper's ablation, Table 5).
+    edges
+        ``any`` (any number of edges, binary codes; stretchable cells) or ``two`` (fixed two edges
+        per node; "w/o SC").
+    reg_lambda
+        Weight of the passive-aggressive regulariser r(beta) (Eq. 15: 10). Output topology only; an
+        input topology cannot leave a node without inputs.
+    include_empty
+        Output ``any`` only: the empty code (a node feeds no later node) is a choice (the paper).
+    scale
+        Scale merged weights by Eq. 10 / Eq. 13 (output topology).
+    init_scale
+        ``beta ~ init_scale * N(0, 1)``.
+    lambda_train, lambda_val
+        MiLeNAS: architecture gradient ``lambda_val * grad L_val + lambda_train * grad L_train`` (1, 1).
+    shared_forward
+        MiLeNAS: one ``L_train`` pass serves the weight and the architecture gradient (see
+        :mod:`~nni_decouple.search.schedules_milenas`).
+    arc_learning_rate, arc_betas, arc_weight_decay
+        Architecture Adam (DARTS / MiLeNAS: 3e-4, (0.5, 0.999), 1e-3).
+    """
+
+    def __init__(self, *, optimizer: str = "milenas", topology: str = "output", edges: str = "any",
+                 reg_lambda: float = 10.0, include_empty: bool = True, scale: bool = True, init_scale: float = 1e-3,
+                 lambda_train: float = 1.0, lambda_val: float = 1.0, shared_forward: bool = True,
+                 arc_learning_rate: float = 3e-4, arc_betas: tuple[float, float] = (0.5, 0.999),
+                 arc_weight_decay: float = 1e-3, gradient_clip_val: float | None = 5.0, **kwargs: Any) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown --optimizer {optimizer!r}: choose darts (first order) or milenas (mixed level)")
+        if (topology, edges) not in TOPOLOGIES:
+            raise ConfigError(f"unknown --topology {topology!r} / --edges {edges!r}: topology is output or input, "
+                              f"edges is two or any")
+        if reg_lambda < 0:
+            raise ConfigError(f"--reg-lambda must be >= 0, got {reg_lambda}")
+        if topology == "output":
+            topology_options: dict[str, Any] = {"reg_lambda": reg_lambda, "scale": scale, "init_scale": init_scale}
+            if edges == "any":
+                topology_options["include_empty"] = include_empty
+        else:
+            topology_options = {"init_scale": init_scale}
+        schedule_options: dict[str, Any] = {"arc_betas": tuple(arc_betas), "arc_weight_decay": arc_weight_decay}
+        if optimizer == "milenas":
+            schedule_options.update(lambda_train=lambda_train, lambda_val=lambda_val, shared_forward=shared_forward)
+        schedule_options.update(kwargs.pop("schedule_options", {}))
+        super().__init__(weights="softmax", topology=TOPOLOGIES[topology, edges], topology_options=topology_options,
+                         derive="stretchable", schedule_options=schedule_options,
+                         arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
+        self.schedule_cls = OPTIMIZERS[optimizer]
+        self.optimizer_name, self.topology_view, self.edges = optimizer, topology, edges
+
+    def make_weights(self, graph: Any, spec: Any, label: str, memo: dict[str, Any]) -> Any:
+        check_no_none(spec.op_names)
+        return super().make_weights(graph, spec, label, memo)
+
+    def genotype_meta(self, config: Any) -> dict[str, Any]:
+        """The paper evaluates with the number of layers it searched with (consistent depth)."""
+        return {"eval_layers": int(config.layers), "optimizer": self.optimizer_name,
+                "topology": f"{self.topology_view}/{self.edges}"}
+
+
+# ----------------------------------------------------------------------------- CLI
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("Stretchable Cells")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="milenas",
+                   help="milenas: mixed level (MiLeNAS-SC, default); darts: first-order bilevel")
+    g.add_argument("--topology", choices=["output", "input"], default="output",
+                   help="output: each node picks the successors it feeds (default); input: its inputs (ablation)")
+    g.add_argument("--edges", choices=["any", "two"], default="any",
+                   help="any number of edges per node (stretchable, default) or exactly two (w/o SC)")
+    g.add_argument("--reg-lambda", type=float, default=10.0,
+                   help="weight of the passive-aggressive regulariser r(beta) (paper: 10; 0 turns it off)")
+    g.add_argument("--empty-code", dest="include_empty", action=argparse.BooleanOptionalAction, default=True,
+                   help="output/any: a node may feed no later node (the paper's 2^(N-i) codes; default on)")
+    g.add_argument("--topology-scale", dest="scale", action=argparse.BooleanOptionalAction, default=True,
+                   help="scale merged edge weights by Eq. 10 / Eq. 13 (default on)")
+    g.add_argument("--beta-init", type=float, default=1e-3, help="topology variables start at this * N(0, 1)")
+    g.add_argument("--milenas-lambda", type=float, default=1.0,
+                   help="MiLeNAS: weight of grad L_train in the architecture gradient (1)")
+    g.add_argument("--milenas-three-pass", dest="shared_forward", action="store_false",
+                   help="MiLeNAS: evaluate L_train again for the weight step, as the public code (3 passes a step)")
+    # The paper's N = 9 counts the two cell inputs: 7 intermediate nodes.
+    parser.set_defaults(nodes=PAPER_NODES)
+
+
+def _build(args: argparse.Namespace) -> StretchableCells:
+    check_no_none(resolve_ops(args.ops or "darts_no_none"))
+    return StretchableCells(optimizer=args.optimizer, topology=args.topology, edges=args.edges,
+                            reg_lambda=args.reg_lambda, include_empty=args.include_empty, scale=args.scale,
+                            init_scale=args.beta_init, lambda_train=args.milenas_lambda,
+                            shared_forward=args.shared_forward, arc_learning_rate=args.arch_lr,
+                            gradient_clip_val=args.grad_clip)
+
+
+register_method(Method(
+    "stretchable", "Stretchable Cells: explicit topology over output-edge combinations, DARTS or MiLeNAS",
+    _build, _add_arguments, space_defaults={"ops": "darts_no_none", "sharing": "type", "nodes": PAPER_NODES}))
