@@ -44,7 +44,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .cell import DecoupledCell
-from .schedules import BilevelModule, unique
+from .schedules import BilevelModule, register_schedule, unique
 from .weights_staged import SurvivorWeights
 
 STAGES: tuple[str, ...] = ("op_warmup", "op_search", "topology_warmup", "topology_search")
@@ -140,6 +140,7 @@ class StagePlan:
         return self.tau_max - (self.tau_max - self.tau_min) * progress
 
 
+@register_schedule("staged")
 class StagedModule(BilevelModule):
     """DOTS' four-stage schedule over :class:`DecoupledCell` supernets (see module docstring).
 
@@ -161,6 +162,7 @@ class StagedModule(BilevelModule):
         self.topology_betas = tuple(topology_betas)
         self.topology_warmup_data = topology_warmup_data
         self._plan: StagePlan | None = None
+        self._forced_stage: str | None = None
         if self.stage_epochs is not None:  # validate early; the total is checked when the fit starts
             StagePlan(self.stage_epochs, **self.temperatures)  # type: ignore[arg-type]
 
@@ -173,6 +175,8 @@ class StagedModule(BilevelModule):
 
     @property
     def stage(self) -> str:
+        if self._forced_stage is not None:
+            return self._forced_stage
         return self.plan.stage(self.trainer.current_epoch)
 
     def setup(self, stage: str | None = None) -> Any:
@@ -224,14 +228,26 @@ class StagedModule(BilevelModule):
         self.prune_supernet()
         self.fresh_weights()
 
-    # ---------------------------------------------------------------- epoch start
-    def on_train_epoch_start(self) -> None:
-        super().on_train_epoch_start()
+    # ---------------------------------------------------------------- stage switching
+    def force_stage(self, stage: str) -> None:
+        """Put the module into ``stage`` now, whatever the epoch (benchmarks and tests measure one
+        stage this way); the temperatures are those of the stage's first epoch."""
+        if stage not in STAGES:
+            raise ConfigError(f"unknown DOTS stage {stage!r}: choose one of {', '.join(STAGES)}")
+        self._forced_stage = stage
+        self.apply_stage(stage)
+
+    def _stage_epoch(self, stage: str) -> int:
         epoch = self.trainer.current_epoch
-        stage = self.plan.stage(epoch)
+        return epoch if self.plan.stage(epoch) == stage else self.plan.starts[STAGES.index(stage)]
+
+    def apply_stage(self, stage: str) -> float:
+        """Prune on entering the topology stages; set temperatures, what is trainable and the
+        architecture optimizer's betas for ``stage``. Returns the temperature T."""
         topology_stage = stage.startswith("topology")
         if topology_stage and not self.pruned:
             self.enter_topology_stage()
+        epoch = self._stage_epoch(stage)
         temperature = self.plan.temperature(epoch)
         for weights in self.survivor_modules():
             weights.temperature = temperature
@@ -253,6 +269,12 @@ class StagedModule(BilevelModule):
             betas = self.topology_betas if topology_stage else self.arc_betas
             for group in arch_optimizer.optimizer.param_groups:
                 group["betas"] = tuple(betas)
+        return temperature
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        stage = self.stage
+        temperature = self.apply_stage(stage)
         self.log("dots_stage", float(STAGES.index(stage)))
         self.log("dots_temperature", temperature)
 
@@ -287,3 +309,19 @@ class StagedModule(BilevelModule):
         if batch_idx % self.log_prob_every_n_step == 0:
             self.log_probs(self.export_probs())
         return loss
+
+    # ---------------------------------------------------------------- benchmark hook
+    def bench_parts(self) -> dict[str, Any]:
+        """Parts of a step for ``nni-decouple bench``: in the topology search ``arch`` is one
+        one-level update (weights and topology from one batch) and ``weight`` the pruned supernet's
+        weight step alone; in the other stages the bilevel architecture and weight steps."""
+
+        def weight(batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = self.weight_step(batch["train"], batch_idx)
+            for p in self.arch_parameters():
+                p.grad = None
+            return loss
+
+        if self.stage == "topology_search":
+            return {"arch": lambda batch, i: self.one_level_step(batch["val"], i), "weight": weight}
+        return {"arch": lambda batch, i: self.arch_step(batch["val"], i), "weight": weight}

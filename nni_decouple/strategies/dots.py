@@ -96,7 +96,7 @@ class DOTS(DecoupledStrategy):
 # ----------------------------------------------------------------------------- CLI
 def parse_numbers(text: str | Sequence[Any] | None, count: int, cast: type, name: str) -> tuple[Any, ...] | None:
     """``'15,15,20,20'`` (or a list from a recipe) -> a tuple of ``count`` numbers."""
-    if text is None or text == "":
+    if text is None or text in ("", "auto"):
         return None
     items = [s.strip() for s in text.split(",")] if isinstance(text, str) else list(text)
     try:
@@ -116,9 +116,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="grouped: one softmax per op group (Method 2); darts / gdas: Method 1 (default: grouped)")
     g.add_argument("--survivors", default=None, metavar="groups|K",
                    help="ops each edge keeps for the topology stage (default: groups for grouped, 1 otherwise)")
-    g.add_argument("--stage-epochs", default=None, metavar="A,B,C,D",
+    g.add_argument("--stage-epochs", default=None, metavar="A,B,C,D|auto",
                    help="epochs of op warm-up, op search, topology warm-up, topology search; must add up to "
-                        "--epochs (default: the published "
+                        "--epochs (default / auto: the published "
                         f"{','.join(map(str, PUBLISHED_STAGE_EPOCHS))} scaled to --epochs)")
     g.add_argument("--t-max", type=float, default=10.0, help="initial topology temperature (10)")
     g.add_argument("--t-min", type=float, default=0.02, help="final topology temperature (0.02)")
@@ -158,3 +158,29 @@ def _build(args: argparse.Namespace) -> DOTS:
 register_method(Method(
     "dots", "DOTS: decoupled operation and topology search (grouped op search, then topology over input edges)",
     _build, _add_arguments, space_defaults={"ops": "darts", "sharing": "type", "nodes": 4}))
+
+
+# ----------------------------------------------------------------------------- benchmark rows
+def _one_level_update(module: StagedModule) -> dict[str, Any]:
+    """In the topology search, DOTS' step is one one-level update (one forward and backward of the
+    pruned supernet on one batch); the module's ``training_step`` makes two, one per bilevel half,
+    so that an epoch covers the full training set. ``step`` times one, ``step_pair`` the two."""
+    def one(batch: Any, batch_idx: int) -> Any:
+        loss = module.one_level_step(batch["train"], batch_idx)
+        for p in module.arch_parameters():
+            p.grad = None
+        return loss
+
+    original = type(module).training_step.__get__(module)
+    return {"step": one, "step_pair": original}
+
+
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """``nni-decouple bench`` rows: DOTS' two search stages against NNI's DARTS (issue targets)."""
+    return [
+        {"name": "op", "help": "op-search stage: first-order bilevel, grouped softmax, all ops",
+         "setup": lambda module: module.force_stage("op_search"), "targets": {"time_step": 1.05}},
+        {"name": "topology", "help": "topology-search stage: one one-level update on the pruned supernet (2 ops/edge)",
+         "setup": lambda module: module.force_stage("topology_search"), "parts": _one_level_update,
+         "targets": {"time_step": 0.15}},
+    ]
