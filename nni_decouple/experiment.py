@@ -133,7 +133,8 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
 
     torch.manual_seed(config.seed)
     train_set, _, info = build_datasets(config.dataset, config.data_root, config.train_limit, config.seed)
-    if config.subset is not None:
+    # A strategy that subsets its own loaders (a non-None ``strategy.subset``, as eDARTS') gets all the data.
+    if config.subset is not None and getattr(strategy, "subset", None) is None:
         train_set = subset(train_set, config.subset, config.seed, config.subset_balanced)
     weight_half, arch_half = bilevel_split(train_set, config.train_portion, config.seed)
     generator = torch.Generator().manual_seed(config.seed)
