@@ -75,6 +75,30 @@ class MiLeNASModule(BilevelModule):
         arch_optimizer.zero_grad()
         return loss
 
+    def bench_parts(self) -> dict[str, Any]:
+        """For the benchmark harness: ``arch`` is what the architecture adds to a step (the ``L_val``
+        pass, plus the ``L_train`` pass with ``shared_forward=False``) and its update; ``weight`` the
+        weight step (whose backward pass also yields ``grad L_train`` when shared)."""
+
+        def arch(batch: Any, batch_idx: int) -> torch.Tensor:
+            optimizer = self.architecture_optimizers()
+            optimizer.zero_grad()
+            loss = self.val_arch_loss(batch["val"], 2 * batch_idx)
+            if not self.shared_forward:
+                loss = loss + self.lambda_train * self.inner_loss(batch["train"], 2 * batch_idx)
+            self.manual_backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            return loss
+
+        def weight(batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = self.weight_step(batch["train"], batch_idx)
+            for p in self.arch_parameters():
+                p.grad = None
+            return loss
+
+        return {"arch": arch, "weight": weight}
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         if self.arch_step_due(batch_idx):
             loss = self.mixed_step(batch["train"], batch["val"], batch_idx)

@@ -142,3 +142,20 @@ def _build(args: argparse.Namespace) -> StretchableCells:
 register_method(Method(
     "stretchable", "Stretchable Cells: explicit topology over output-edge combinations, DARTS or MiLeNAS",
     _build, _add_arguments, space_defaults={"ops": "darts_no_none", "sharing": "type", "nodes": PAPER_NODES}))
+
+
+# ----------------------------------------------------------------------------- benchmark rows
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """Rows for ``nni-decouple bench``: the issue's target is step time and peak memory within 1.10x
+    of NNI's DARTS on the same space (NNI adds its implicit zero op to every edge)."""
+    targets = {"time_step": 1.10, "peak_rss_delta_mb": 1.10}
+    return [
+        {"name": "paper", "help": "MiLeNAS, output edges, any number (MiLeNAS-SC)", "targets": targets},
+        {"name": "darts", "help": "DARTS first order, output edges, any number (DARTS-SC)",
+         "args": {"optimizer": "darts"}, "targets": targets},
+        {"name": "pairs", "help": "DARTS first order, two output edges per node (DARTS w/o SC)",
+         "args": {"optimizer": "darts", "edges": "two"}, "targets": targets},
+        {"name": "input", "help": "MiLeNAS, input-edge view (the paper's ablation)", "args": {"topology": "input"}},
+        {"name": "milenas3", "help": "MiLeNAS with the public code's three passes per step",
+         "args": {"shared_forward": False}},
+    ]
