@@ -15,7 +15,10 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError
+from ..search.edges_nonzero import NonZeroMixedEdge
 from ..search.schedules_staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
 from . import Method, register_method
 from .base import DecoupledStrategy
@@ -89,6 +92,7 @@ class DOTS(DecoupledStrategy):
             weights_options={"search": OP_SEARCHES[op_search], "search_options": search_options,
                              "keep": survivors, "choice_scale": choice_scale},
             topology=EDGES[edges], derive="dots", schedule_options=schedule_options,
+            edge_factory=kwargs.pop("edge_factory", NonZeroMixedEdge),
             arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
         self.edges, self.op_search, self.survivors = edges, op_search, survivors
 
@@ -175,12 +179,24 @@ def _one_level_update(module: StagedModule) -> dict[str, Any]:
     return {"step": one, "step_pair": original}
 
 
+def _enter_topology_search(module: StagedModule) -> None:
+    """Prune as after a real op search: seeded random op-search weights give each edge typical
+    survivors (any non-parametric op with any parametric one); the published zero initialisation
+    would keep none + sep_conv_3x3 on every edge, the cheapest case."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for weights in module.survivor_modules():
+            for p in weights.search_parameters():
+                p.copy_(torch.randn(p.shape, generator=generator))
+    module.force_stage("topology_search")
+
+
 def bench_variants(method: str) -> list[dict[str, Any]]:
     """``nni-decouple bench`` rows: DOTS' two search stages against NNI's DARTS (issue targets)."""
     return [
         {"name": "op", "help": "op-search stage: first-order bilevel, grouped softmax, all ops",
          "setup": lambda module: module.force_stage("op_search"), "targets": {"time_step": 1.05}},
         {"name": "topology", "help": "topology-search stage: one one-level update on the pruned supernet (2 ops/edge)",
-         "setup": lambda module: module.force_stage("topology_search"), "parts": _one_level_update,
+         "setup": _enter_topology_search, "parts": _one_level_update,
          "targets": {"time_step": 0.15}},
     ]
