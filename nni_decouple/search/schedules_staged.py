@@ -35,6 +35,7 @@ through :class:`~.cell.MixedEdge`'s extra state, survivors in ``SurvivorWeights.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,15 +96,19 @@ class StagePlan:
 
     @classmethod
     def resolve(cls, stage_epochs: Sequence[int] | None, total: int, **temperatures: float) -> StagePlan:
-        """The plan for a run of ``total`` epochs: ``stage_epochs`` must add up to it; ``None`` scales
-        the published 15/15/20/20 to ``total``."""
+        """The plan for a run of ``total`` epochs. ``None`` scales the published 15/15/20/20 to
+        ``total``. Given stage epochs may not exceed ``total``; fewer (a resumed run given more
+        epochs) extend the topology search at its final temperature, with a warning."""
         if stage_epochs is None:
             return cls(scale_stage_epochs(total), **temperatures)
         epochs = tuple(int(e) for e in stage_epochs)
-        if sum(epochs) != total:
+        if sum(epochs) > total:
             raise ConfigError(f"stage epochs {list(epochs)} add up to {sum(epochs)}, but the search runs {total} "
                               f"epochs: make them match (e.g. --epochs {sum(epochs)}) or omit --stage-epochs to "
                               f"scale the published 15,15,20,20")
+        if sum(epochs) < total:
+            warnings.warn(f"stage epochs {list(epochs)} add up to {sum(epochs)} < {total} epochs: the last "
+                          f"{total - sum(epochs)} epoch(s) continue the topology search at T = t_min", stacklevel=2)
         return cls(epochs, **temperatures)  # type: ignore[arg-type]
 
     @property

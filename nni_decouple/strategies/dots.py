@@ -140,10 +140,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _build(args: argparse.Namespace) -> DOTS:
     stage_epochs = parse_numbers(args.stage_epochs, 4, int, "--stage-epochs")
-    if stage_epochs is not None:
-        StagePlan.resolve(stage_epochs, args.epochs)  # the error names the mismatch before any work
-    else:
-        StagePlan.resolve(None, args.epochs)
+    if stage_epochs is not None and sum(stage_epochs) != args.epochs and not getattr(args, "resume", False):
+        # a fresh run must match exactly (a resumed run may have been given more epochs)
+        raise ConfigError(f"--stage-epochs {','.join(map(str, stage_epochs))} add up to {sum(stage_epochs)}, but "
+                          f"--epochs is {args.epochs}: make them match, or use --stage-epochs auto to scale the "
+                          f"published {','.join(map(str, PUBLISHED_STAGE_EPOCHS))}")
+    StagePlan.resolve(stage_epochs, args.epochs)  # the remaining checks, before any work
     survivors = args.survivors
     if survivors is not None and survivors != "groups":
         try:

@@ -64,7 +64,9 @@ def test_stage_epochs_scale_to_short_runs() -> None:
     with pytest.raises(ConfigError, match="at least 2 epochs"):
         scale_stage_epochs(1)
     with pytest.raises(ConfigError, match="add up to 4"):
-        StagePlan.resolve((1, 1, 1, 1), 5)
+        StagePlan.resolve((1, 1, 1, 1), 3)
+    with pytest.warns(UserWarning, match="continue the topology search"):
+        assert StagePlan.resolve((1, 1, 1, 1), 5).stage(4) == "topology_search"
     with pytest.raises(ConfigError, match="at least one"):
         StagePlan((1, 0, 1, 1))
 
@@ -133,3 +135,43 @@ def test_each_stage_updates_what_it_should() -> None:
     assert steps == {2}  # 1 batch x 2 halves in the only topology-search epoch (state reset at pruning)
     genotype = module.export()
     assert not any(v == "none" for k, v in genotype.items() if "/op_" in k)
+
+
+class StopAfter(pl.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True  # an interrupted run
+
+
+def _fit(max_epochs: int, callbacks: list, root, ckpt_path: str | None = None):
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(8, 1, 4, 4), torch.randint(0, 10, (8,)))
+    loaders = {"train": DataLoader(data, batch_size=8), "val": DataLoader(data, batch_size=8)}
+    strategy = DOTS(stage_epochs=(1, 1, 1, 1))
+    net = strategy.mutate_model(CellSpace(ops="darts", channels=4, layers=3, nodes=2, in_chans=1))
+    module = strategy.configure_oneshot_module(SearchModule(max_epochs=max_epochs))
+    module.set_model(net)
+    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=callbacks, default_root_dir=str(root),
+                         enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks))
+    trainer.fit(module, train_dataloaders=loaders, ckpt_path=ckpt_path)
+    return module
+
+
+def test_resume_in_the_topology_stage_restores_the_pruned_supernet(tmp_path) -> None:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    checkpoints = ModelCheckpoint(dirpath=str(tmp_path), filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    _fit(4, [checkpoints, StopAfter(2)], tmp_path)  # interrupted after the topology warm-up: pruned, fresh weights
+    assert (tmp_path / "epoch=2.ckpt").is_file() and not (tmp_path / "epoch=3.ckpt").exists()
+    recorder = Recorder()
+    module = _fit(4, [recorder], tmp_path / "resumed", ckpt_path=str(tmp_path / "epoch=2.ckpt"))
+    assert [e["stage"] for e in recorder.epochs] == ["topology_search"]
+    assert recorder.epochs[0]["ops_per_edge"] == {2}  # restored pruned, not pruned again
+    assert recorder.epochs[0]["weight_params"] == recorder.epochs[0]["live_params"]
+    start, end = recorder.epochs[0]["start"], recorder.epochs[0]["end"]
+    assert not torch.equal(start["beta"], end["beta"]) and torch.equal(start["alpha"], end["alpha"])
+    assert module.pruned
