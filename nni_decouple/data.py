@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, Sampler, Subset, TensorDataset
 
 from .errors import DataError
 
@@ -204,6 +204,28 @@ def bilevel_split(dataset: Dataset, train_portion: float = 0.5, seed: int = 0) -
         raise DataError(f"cannot split {n} images into two non-empty halves: use more training images")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, perm[:split]), Subset(dataset, perm[split:])
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Shuffle with a permutation that depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, also after a resume, so a resumed run
+    reads its batches in exactly the order of an uninterrupted one (a ``generator``-driven
+    shuffle would restart its random stream in the new process).
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 def dataset_labels(dataset: Dataset) -> np.ndarray:

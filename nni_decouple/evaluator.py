@@ -74,8 +74,11 @@ def build_trainer(out: Path | None, max_epochs: int, *, devices: int = 1, accele
     callbacks = kwargs.pop("callbacks", [])
     loggers: Any = False
     if out is not None:
-        callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=0,
-                                     every_n_epochs=1), *callbacks]
+        # save_top_k=1 without a monitor keeps the latest epoch; Lightning writes last.ckpt only
+        # in an epoch in which it saved another checkpoint. Searches run no validation loop, so
+        # saving happens at the end of every training epoch.
+        callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=1,
+                                     every_n_epochs=1, save_on_train_epoch_end=True), *callbacks]
         loggers = [CSVLogger(str(out), name="logs", version=""),
                    TensorBoardLogger(str(out), name="tensorboard", version="")]
     strategy = kwargs.pop("strategy", "ddp" if devices > 1 else "auto")

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 import torch
 from pytorch_lightning import Callback
 
-from .data import bilevel_split, build_datasets, subset
+from .callbacks import DivergenceGuard, RNGStateCallback
+from .data import EpochSeededSampler, bilevel_split, build_datasets, subset
 from .errors import CheckpointError, ConfigError
 from .evaluator import build_evaluator, build_trainer
 from .genotype import Genotype
@@ -103,6 +105,12 @@ class SkipConnectionLogger(Callback):
             _logger.info("epoch %d: skip connections %s", trainer.current_epoch, counts)
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is DDP rank 0 (or not distributed). Lightning's launcher sets the
+    ranks in the environment of the processes it starts."""
+    return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
 def _check_resume(out: Path, config: SearchConfig) -> Path:
     saved_path = out / "config.json"
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -122,13 +130,23 @@ def _check_resume(out: Path, config: SearchConfig) -> Path:
 
 def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = None, *, resume: bool = False,
                force: bool = False, progress_bar: bool = True, space_defaults: dict[str, Any] | None = None,
-               ) -> SearchResult:
-    """Search with ``strategy`` under ``config``; write the run to ``out`` (when given)."""
+               callbacks: Sequence[Any] = ()) -> SearchResult:
+    """Search with ``strategy`` under ``config``; write the run to ``out`` (when given).
+
+    With ``devices > 1`` Lightning's DDP re-runs the calling script once per extra rank; every
+    rank searches with all-reduced gradients and exports the same genotype, and only rank 0
+    writes files.
+    """
     if config.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
-    out_dir = prepare_run_dir(out, resume=resume, force=force) if out is not None else None
+    if out is None:
+        out_dir = None
+    elif is_rank_zero():
+        out_dir = prepare_run_dir(out, resume=resume, force=force)
+    else:  # DDP ranks > 0 re-run this script after rank 0 has prepared the directory
+        out_dir = Path(out)
     ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None
 
     torch.manual_seed(config.seed)
@@ -137,21 +155,21 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     if config.subset is not None and getattr(strategy, "subset", None) is None:
         train_set = subset(train_set, config.subset, config.seed, config.subset_balanced)
     weight_half, arch_half = bilevel_split(train_set, config.train_portion, config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     loader_kwargs = dict(batch_size=config.batch_size, num_workers=config.num_workers, drop_last=False)
-    train_loader = DataLoader(weight_half, shuffle=True, generator=generator, **loader_kwargs)
-    val_loader = DataLoader(arch_half, shuffle=True, generator=torch.Generator().manual_seed(config.seed + 1),
-                            **loader_kwargs)
+    train_loader = DataLoader(weight_half, sampler=EpochSeededSampler(len(weight_half), config.seed), **loader_kwargs)
+    val_loader = DataLoader(arch_half, sampler=EpochSeededSampler(len(arch_half), config.seed + 1), **loader_kwargs)
     space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
 
+    checkpoints = out_dir / "checkpoints" if out_dir is not None else None
     trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
-                            callbacks=[SkipConnectionLogger()])
+                            callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                       *callbacks])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
                                 learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
                                 max_epochs=config.epochs)
     if ckpt is not None:
         evaluator.fit_kwargs["ckpt_path"] = str(ckpt)
-    if out_dir is not None and trainer.global_rank == 0 and not resume:
+    if out_dir is not None and is_rank_zero() and not resume:
         atomic_write_json(out_dir / "config.json", config.to_dict())
 
     exp_config = NasExperimentConfig.default(space, evaluator, strategy)
@@ -172,7 +190,7 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     # A strategy may add what the network needs from its search (e.g. Stretchable Cells' eval_layers).
     meta.update(getattr(strategy, "genotype_meta", lambda _config: {})(config))
     genotype = Genotype.from_arch(arch, meta=meta)
-    if out_dir is not None and trainer.global_rank == 0:
+    if out_dir is not None and is_rank_zero():
         atomic_write_json(out_dir / "genotype.json", genotype.to_dict())
         atomic_write_json(out_dir / "arch_probs.json", {
             "method": config.method, "epochs": config.epochs, "search_seconds": round(seconds, 2),
