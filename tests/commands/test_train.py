@@ -1,0 +1,111 @@
+"""``nni-decouple train``: a tiny DARTS-recipe run on the bundled MNIST-5k, and its checkpoint in timm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from nni_decouple.cli import main
+from nni_decouple.data import build_datasets
+from nni_decouple.network import DartsNetwork
+from nni_decouple.retrain import RECIPES, cutout
+
+TINY = ["--dataset", "mnist5k", "--train-limit", "1500", "--epochs", "3", "--batch-size", "32", "--lr", "0.05",
+        "--channels", "8", "--layers", "5", "--cutout", "8", "--drop-path", "0.1", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These models are tiny: one thread is as fast, and stays fast when other jobs share the cores (two
+    threads spin-waiting on each other under load made these tests 50x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module-scoped: set up before the per-test one-thread fixture
+    try:
+        assert main(["train", "darts_v2", *TINY, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_train_on_mnist5k_beats_chance_by_far(trained: Path) -> None:
+    results = json.loads((trained / "results.json").read_text())
+    assert results["val_acc"] > 0.5  # chance is 0.1
+    assert results["recipe"]["auxiliary_weight"] == 0.4 and results["recipe"]["weight_decay"] == 3e-4  # DARTS
+    for path in ("model.pth", "genotype.json", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (trained / path).is_file(), path
+    assert any((trained / "tensorboard").iterdir())
+
+
+def test_checkpoint_loads_through_timm_with_identical_outputs(trained: Path) -> None:
+    network = json.loads((trained / "genotype.json").read_text())["meta"]["network"]
+    assert network == {"stem": "cifar", "channels": 8, "layers": 5, "num_classes": 10, "in_chans": 1,
+                       "input_size": 28, "dataset": "mnist5k"}
+    reference = DartsNetwork(trained, 8, 5, 10, 1).eval()  # the run directory's genotype
+    state = torch.load(trained / "model.pth", weights_only=True)["state_dict"]
+    reference.load_state_dict(state)
+    _, test_set, _ = build_datasets("mnist5k")
+    x = test_set.tensors[0][:16]
+    for file in ("model.pth", "checkpoints/last.ckpt"):  # the weights, and Lightning's checkpoint
+        model = timm.create_model("nd_darts_v2", pretrained=True, num_classes=10, in_chans=1, channels=8, layers=5,
+                                  pretrained_cfg_overlay=dict(file=str(trained / file), num_classes=10,
+                                                              input_size=(1, 28, 28))).eval()
+        with torch.no_grad():
+            assert torch.equal(model(x), reference(x)), file
+
+
+def test_train_never_overwrites_and_exports(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys) -> None:
+    assert main(["train", "darts_v2", *TINY, "--out", str(trained)]) == 2  # an existing run is never overwritten
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setenv("NNI_DECOUPLE_HOME", str(tmp_path))
+    assert main(["export", str(trained), "--name", "test_trained_mnist"]) == 0
+    model = timm.create_model("nd_test_trained_mnist", pretrained=True).eval()
+    reference = timm.create_model("nd_darts_v2", pretrained=True, num_classes=10, in_chans=1, channels=8, layers=5,
+                                  pretrained_cfg_overlay=dict(file=str(trained / "model.pth"))).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "no_such_arch"], "neither a registered model"),
+    (["train", "darts_v2", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "darts_v2", "--dataset", "cifar10", "--data-root", "/no/such/dir"], "does not exist"),
+    (["train", "darts_v2", "--channels", "7"], "channels must be even"),
+])
+def test_train_bad_input_is_one_line_and_leaves_nothing(argv: list[str], message: str, tmp_path: Path,
+                                                        capsys) -> None:
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_recipes_are_darts() -> None:
+    cifar, imagenet = RECIPES["cifar"], RECIPES["imagenet"]
+    assert (cifar.epochs, cifar.batch_size, cifar.learning_rate, cifar.weight_decay, cifar.cutout,
+            cifar.auxiliary_weight, cifar.drop_path, cifar.channels, cifar.layers) == (
+        600, 96, 0.025, 3e-4, 16, 0.4, 0.2, 36, 20)
+    assert (imagenet.layers, imagenet.channels, imagenet.label_smoothing, imagenet.stem) == (14, 48, 0.1, "imagenet")
+
+
+def test_cutout_zeroes_one_square_per_image() -> None:
+    x = torch.ones(4, 1, 28, 28)
+    y = cutout(x, 8, torch.Generator().manual_seed(0))
+    zeros = (y == 0).sum(dim=(1, 2, 3))
+    assert (zeros > 0).all() and (zeros <= 64).all()
+    assert torch.equal(cutout(x, 0), x)
