@@ -112,3 +112,15 @@ register_method(Method(
     "dnas", "DNAS: global per-layer search with factorised alpha/beta/gamma weights, partial channels, "
     "zero-one loss, skip drop", _build, _add_arguments,
     space_defaults={"ops": "darts_no_none", "sharing": "layer"}))
+
+
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """Rows of ``nni-decouple bench``: issue 7's claim is K = 4 against K = 1 on the same global
+    space (step time <= 0.6x, peak memory <= 0.5x), plus the unfactorised baseline."""
+    return [
+        {"name": "k1", "help": "full channels (K = 1)", "args": {"partial_k": 1}},
+        {"name": "k4", "help": "partial channels (K = 4)", "args": {"partial_k": 4}, "reference": f"{method}[k1]",
+         "targets": {"time_step": 0.6, "peak_rss_delta_mb": 0.5}},
+        {"name": "unfactorised", "help": "per-layer softmax alpha (L*C*Op), K = 4: the paper's baseline",
+         "args": {"weights": "unfactorised"}},
+    ]
