@@ -43,20 +43,30 @@ def test_cli_search_derives_one_cell_per_layer(run_dir: Path) -> None:
 
 
 def test_derived_network_is_a_timm_model(run_dir: Path) -> None:
-    from nni_decouple.network import DartsNetwork
+    import timm
+
+    from nni_decouple.timm_models import register_genotype
 
     genotype = load_genotype(run_dir / "genotype.json")
-    model = DartsNetwork(genotype, channels=8, num_classes=10, in_chans=1).eval()
-    assert len(model.cells) == 3
+    name = register_genotype("test_dnas_search", genotype, channels=8, num_classes=10, in_chans=1, input_size=28,
+                             replace=True)
+    model = timm.create_model(name).train()
+    assert len(model.cells) == 3  # the search depth: every layer is its own cell
     x = torch.randn(2, 1, 28, 28)
+    out = model(x)
+    out.mean().backward()
+    assert out.shape == (2, 10)
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    model.eval()
     with torch.no_grad():
-        assert model(x).shape == (2, 10)
         features = model.forward_features(x)
         assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features)
-        _, intermediates = model.forward_intermediates(x)
-    assert [t.shape[1] for t in intermediates] == [info["num_chs"] for info in model.feature_info]
-    model.reset_classifier(5)
-    assert model.get_classifier().out_features == 5
+        model.reset_classifier(5)
+        assert model(x).shape == (2, 5) and model.get_classifier().out_features == 5
+        backbone = timm.create_model(name, features_only=True).eval()
+        outs = backbone(x)
+    assert [o.shape[1] for o in outs] == backbone.feature_info.channels()
+    assert [28 // o.shape[-1] for o in outs] == backbone.feature_info.reduction() == [1, 2, 4]
 
 
 def test_strategy_defaults_follow_the_paper() -> None:
