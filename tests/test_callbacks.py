@@ -1,0 +1,91 @@
+"""Reliability callbacks: exact resume after SIGKILL, and a clean stop on divergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from nni_decouple.cli import main
+from nni_decouple.strategies import load_all
+
+TINY = ["--epochs", "3", "--train-limit", "48", "--layers", "3", "--channels", "4", "--nodes", "2",
+        "--batch-size", "8", "--no-progress"]
+# Per-method flags that make every phase of the method happen within TINY's three epochs.
+METHOD_ARGS: dict[str, list[str]] = {
+    "dots": ["--stage-epochs", "1,0,1,1"],
+}
+
+# Runs the CLI in a child process and SIGKILLs it in the middle of the given epoch (after its
+# second training step), as a pre-empted node or an OOM killer would.
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import pytorch_lightning as pl
+    import nni_decouple.experiment as experiment
+    from nni_decouple.cli import main
+
+    kill_epoch = int(os.environ["KILL_EPOCH"])
+
+    class Kill(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.current_epoch == kill_epoch and batch_idx == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    build = experiment.build_trainer
+    experiment.build_trainer = lambda *a, callbacks=(), **k: build(*a, callbacks=[*callbacks, Kill()], **k)
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def run_cli(args: list[str], env: dict[str, str], script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **env})
+
+
+def final_state(out: Path) -> tuple[dict, dict]:
+    """The derived genotype and the final architecture weights of a finished run."""
+    genotype = json.loads((out / "genotype.json").read_text())
+    return genotype, json.loads((out / "arch_probs.json").read_text())["probs"]
+
+
+@pytest.mark.parametrize("method", sorted(load_all()))
+def test_killed_search_resumes_to_the_same_result(tmp_path, method):
+    args = ["search", method, *TINY, *METHOD_ARGS.get(method, [])]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main([*args, "--out", str(straight)]) == 0
+    proc = run_cli([*args, "--out", str(killed)], env={"KILL_EPOCH": "1"}, script=KILLER)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (killed / "checkpoints" / "last.ckpt").is_file() and not (killed / "genotype.json").exists()
+    assert main([*args, "--out", str(killed), "--resume"]) == 0
+    assert final_state(killed) == final_state(straight)
+
+
+def test_nan_stops_the_search_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
+    import pytorch_lightning as pl
+
+    import nni_decouple.experiment as experiment
+
+    class PoisonArch(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 1:
+                with torch.no_grad():
+                    pl_module.arch_parameters()[0].fill_(float("nan"))
+
+    build = experiment.build_trainer
+    monkeypatch.setattr(experiment, "build_trainer",
+                        lambda *a, callbacks=(), **k: build(*a, callbacks=[*callbacks, PoisonArch()], **k))
+    out = tmp_path / "run"
+    assert main(["search", "darts", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "diverged at epoch 1, step 1" in err and "last.ckpt" in err
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert not (out / "genotype.json").exists()
