@@ -66,22 +66,30 @@ PARTS = ("step", "arch", "weight")
 #: Fields of every cost row; the test checks that each row carries all of them.
 ROW_FIELDS = (
     "id", "method", "variant", "help", "error", "strategy", "module", "space", "reference", "targets",
-    "time_step_s", "time_arch_s", "time_weight_s", "times", "part_errors",
-    "peak_rss_mb", "peak_rss_delta_mb", "rss_before_mb", "cuda_max_allocated_mb",
-    "arch_params", "weight_params", "e2e_s", "e2e_steps", "wall_s", "rounds", "ratios", "ratios_to_reference",
-    "target_checks",
+    "time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s", "cpu_arch_s", "cpu_weight_s", "times", "part_errors",
+    "peak_rss_mb", "peak_rss_delta_mb", "rss_before_mb", "memory_probe", "cuda_max_allocated_mb",
+    "arch_params", "weight_params", "e2e_s", "e2e_cpu_s", "e2e_steps", "wall_s", "rounds", "ratios",
+    "ratios_to_reference", "target_checks",
 )
 #: Figures given as a ratio to the baseline (and to a variant's reference).
-RATIO_FIELDS = ("time_step_s", "time_arch_s", "time_weight_s", "peak_rss_delta_mb", "peak_rss_mb",
-                "cuda_max_allocated_mb", "arch_params", "e2e_s")
+RATIO_FIELDS = ("time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s", "cpu_arch_s", "cpu_weight_s",
+                "peak_rss_delta_mb", "peak_rss_mb", "cuda_max_allocated_mb", "arch_params", "e2e_s", "e2e_cpu_s")
 
 
 #: Prefix of the progress lines a worker prints (the runner forwards them).
 PROGRESS = "[bench-progress]"
 
 
-def progress(message: str) -> None:
+def _print_progress(message: str) -> None:
     print(f"{PROGRESS} {message}", file=sys.stderr, flush=True)
+
+
+#: Where progress lines go: printed with :data:`PROGRESS` in a worker, to the runner's log in-process.
+_progress_sink: Callable[[str], None] = _print_progress
+
+
+def progress(message: str) -> None:
+    _progress_sink(message)
 
 
 # ----------------------------------------------------------------------------- variants
@@ -111,8 +119,9 @@ class BenchVariant:
     reference: str | None = None
     #: ``{field: max ratio}`` checked against ``reference`` (or against DARTS without one).
     targets: dict[str, float] = field(default_factory=dict)
-    #: Whether to run the short end-to-end search (default: only when there is no ``setup``,
-    #: since a stage setup does not apply to a whole search).
+    #: Whether to run the short end-to-end search. Default: always for a method's own row; for a
+    #: variant only when it has an end-to-end target (``e2e``), since the search is the costliest
+    #: part of a row and a stage ``setup`` does not apply to a whole search anyway.
     end_to_end: bool | None = None
 
     @property
@@ -121,7 +130,9 @@ class BenchVariant:
 
     @property
     def runs_end_to_end(self) -> bool:
-        return self.setup is None if self.end_to_end is None else bool(self.end_to_end)
+        if self.end_to_end is not None:
+            return bool(self.end_to_end)
+        return not self.name or any(t in ("e2e", "e2e_s", "e2e_cpu", "e2e_cpu_s") for t in self.targets)
 
 
 _VARIANT_KEYS = {f.name for f in dataclasses.fields(BenchVariant)} - {"method"}
@@ -201,15 +212,15 @@ class CostConfig:
     nodes: int = 4
     ops: str | None = None  # None: each method's default op set
     sharing: str | None = None  # None: each method's default sharing
-    batch_size: int = 16
+    batch_size: int = 8
     warmup: int = 1
-    steps: int = 4
+    steps: int = 3
     threads: int = 1
     device: str = "cpu"
     dataset: str = "mnist5k"
     seed: int = 0
     e2e_epochs: int = 2
-    e2e_train_limit: int = 256
+    e2e_train_limit: int = 64
     e2e: bool = True
     rounds: int = 1
     isolate: bool = True
@@ -460,11 +471,13 @@ def default_parts(module: Any, training_step: Callable[[Any, int], Any] | None =
     return parts
 
 
-def _summary(times: list[float]) -> dict[str, Any]:
+def _summary(times: list[float], cpu: list[float]) -> dict[str, Any]:
+    """Wall-clock statistics of a part, and the median / mean process CPU time (robust to load)."""
     if not times:
-        return {"median": None, "mean": None, "min": None, "max": None, "n": 0}
+        return {"median": None, "mean": None, "min": None, "max": None, "n": 0, "cpu_median": None, "cpu_mean": None}
     return {"median": statistics.median(times), "mean": statistics.fmean(times), "min": min(times),
-            "max": max(times), "n": len(times)}
+            "max": max(times), "n": len(times), "cpu_median": statistics.median(cpu) if cpu else None,
+            "cpu_mean": statistics.fmean(cpu) if cpu else None}
 
 
 class StepDriver:
@@ -482,6 +495,7 @@ class StepDriver:
         self.parts: dict[str, Callable[[Any, int], Any]] | None = None
         self.plan: list[tuple[str, int]] = []
         self.times: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
         self.errors: dict[str, str] = {}
         self.calls = 0
 
@@ -491,6 +505,7 @@ class StepDriver:
                  *[p for p in self.parts if p not in PARTS]]
         self.plan = [(part, i) for part in order for i in range(self.warmup + self.steps)]
         self.times = {part: [] for part in order}
+        self.cpu = {part: [] for part in order}
 
     @property
     def finished(self) -> bool:
@@ -508,12 +523,13 @@ class StepDriver:
         out = None
         if part not in self.errors:
             self.sync()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 out = self.parts[part](batch, batch_idx)
                 self.sync()
                 if i >= self.warmup:
                     self.times[part].append(time.perf_counter() - started)
+                    self.cpu[part].append(time.process_time() - cpu_started)
             except Exception as e:  # a part that fails is reported, the others still run
                 self.errors[part] = f"{type(e).__name__}: {e}"
                 if part == "step":
@@ -677,9 +693,10 @@ def measure(config: CostConfig, variant: BenchVariant) -> dict[str, Any]:
     if not driver.finished:
         driver.errors.setdefault("step" if not driver.times.get("step") else "plan",
                                  f"training stopped after {driver.calls} of {len(driver.plan) or '?'} planned calls")
-    row["times"] = {part: _summary(t) for part, t in driver.times.items()}
+    row["times"] = {part: _summary(t, driver.cpu.get(part, [])) for part, t in driver.times.items()}
     for part in PARTS:
         row[f"time_{part}_s"] = row["times"].get(part, {}).get("median")
+        row[f"cpu_{part}_s"] = row["times"].get(part, {}).get("cpu_median")
     row["part_errors"] = {k: v for k, v in driver.errors.items() if k != "traceback"}
     if "step" in driver.errors:
         row["error"] = f"step failed: {driver.errors['step']}\n{driver.errors.get('traceback', '')}".strip()
@@ -695,13 +712,13 @@ def measure(config: CostConfig, variant: BenchVariant) -> dict[str, Any]:
     # ---- end to end
     if config.e2e and variant.runs_end_to_end and row["error"] is None:
         progress(f"{variant.id}: end-to-end search, {config.e2e_epochs} epochs on {config.e2e_train_limit} images")
-        row["e2e_s"], row["e2e_steps"] = end_to_end(config, variant, train_set, info)
+        row["e2e_s"], row["e2e_cpu_s"], row["e2e_steps"] = end_to_end(config, variant, train_set, info)
         progress(f"{variant.id}: end-to-end {_fmt_s(row['e2e_s'])} ({row['e2e_steps']} steps)")
     row["wall_s"] = time.perf_counter() - started_wall
     return row
 
 
-def end_to_end(config: CostConfig, variant: BenchVariant, train_set: Any, info: Any) -> tuple[float, int]:
+def end_to_end(config: CostConfig, variant: BenchVariant, train_set: Any, info: Any) -> tuple[float, float, int]:
     """Wall time of a short search, start to exported architecture, as ``nni-decouple search`` runs it."""
     import torch
     from torch.utils.data import Subset
@@ -729,12 +746,12 @@ def end_to_end(config: CostConfig, variant: BenchVariant, train_set: Any, info: 
                                 max_epochs=config.e2e_epochs)
     space = prepared.build_space(info)
     strategy = build_strategy(variant, prepared)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="nni-decouple-bench-e2e-") as work:
         _run_experiment(space, evaluator, strategy, Path(work))
         with torch.no_grad():
             strategy.oneshot_module.export()
-    return time.perf_counter() - started, steps.count
+    return time.perf_counter() - started, time.process_time() - cpu_started, steps.count
 
 
 class _StepCounter:
@@ -766,11 +783,15 @@ def run_job(kind: str, payload: dict[str, Any], isolate: bool, timeout: float, t
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a benchmark job in a fresh Python process (or here, without isolation); errors come
     back as ``{"error": ...}`` so that one failing method does not stop the benchmark."""
+    global _progress_sink
     if not isolate:
+        _progress_sink = lambda message: log("    " + message)  # noqa: E731
         try:
             return _dispatch(kind, payload)
         except Exception as e:
             return {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"}
+        finally:
+            _progress_sink = _print_progress
     with tempfile.TemporaryDirectory(prefix="nni-decouple-bench-job-") as tmp:
         job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job.write_text(json.dumps({"kind": kind, "payload": payload}))
@@ -866,8 +887,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 #: Figures merged over rounds by their median.
-_MEDIAN_FIELDS = ("time_step_s", "time_arch_s", "time_weight_s", "peak_rss_mb", "peak_rss_delta_mb", "rss_before_mb",
-                  "cuda_max_allocated_mb", "e2e_s", "wall_s")
+_MEDIAN_FIELDS = ("time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s", "cpu_arch_s", "cpu_weight_s",
+                  "peak_rss_mb", "peak_rss_delta_mb", "rss_before_mb", "cuda_max_allocated_mb", "e2e_s", "e2e_cpu_s",
+                  "wall_s")
 
 
 def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -886,9 +908,12 @@ def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
         stats = [r["times"][part] for r in ok if (r.get("times") or {}).get(part, {}).get("n")]
         if not stats:
             continue
+        cpu = [s for s in stats if s.get("cpu_median") is not None]
         times[part] = {"median": statistics.median(s["median"] for s in stats),
                        "mean": statistics.fmean(s["mean"] for s in stats), "min": min(s["min"] for s in stats),
-                       "max": max(s["max"] for s in stats), "n": sum(s["n"] for s in stats)}
+                       "max": max(s["max"] for s in stats), "n": sum(s["n"] for s in stats),
+                       "cpu_median": statistics.median(s["cpu_median"] for s in cpu) if cpu else None,
+                       "cpu_mean": statistics.fmean(s["cpu_mean"] for s in cpu) if cpu else None}
     merged["times"] = times
     return merged
 
@@ -940,6 +965,7 @@ def _fmt_ratio(x: Any) -> str:
 
 
 COLUMNS = (("step", "time_step_s", _fmt_s), ("arch", "time_arch_s", _fmt_s), ("weight", "time_weight_s", _fmt_s),
+           ("step CPU", "cpu_step_s", _fmt_s),
            ("peak RSS +", "peak_rss_delta_mb", lambda x: _fmt_num(x, "MB")),
            ("arch params", "arch_params", lambda x: "-" if x is None else str(x)),
            ("end-to-end", "e2e_s", _fmt_s))
@@ -977,7 +1003,7 @@ def reference_table(result: dict[str, Any], markdown: bool = False) -> str | Non
     rows = [r for r in result["rows"] if (r.get("reference") or r.get("targets")) and not r.get("error")]
     if not rows:
         return None
-    header = ["row", "against", "step", "arch", "weight", "peak RSS +", "end-to-end", "targets"]
+    header = ["row", "against", "step", "arch", "weight", "step CPU", "peak RSS +", "end-to-end", "targets"]
     lines = []
     for row in rows:
         ratios = row["ratios_to_reference"] if row.get("reference") else row["ratios"]
@@ -985,7 +1011,7 @@ def reference_table(result: dict[str, Any], markdown: bool = False) -> str | Non
                            f"{'met' if c['met'] else 'NOT met' if c['met'] is False else 'n/a'}"
                            for k, c in row["target_checks"].items()) or "-"
         lines.append([row["id"], row.get("reference") or BASELINE,
-                      *[_fmt_ratio(ratios.get(k)) for k in ("time_step_s", "time_arch_s", "time_weight_s",
+                      *[_fmt_ratio(ratios.get(k)) for k in ("time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s",
                                                             "peak_rss_delta_mb", "e2e_s")], checks])
     return _render(header, lines, markdown)
 

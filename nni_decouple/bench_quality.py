@@ -57,12 +57,12 @@ class QualityConfig:
     nodes: int = 4
     ops: str | None = None  # None: each method's default op set
     sharing: str | None = None
-    batch_size: int = 64
-    search_epochs: int = 3
-    search_train_limit: int | None = 1000
+    batch_size: int = 16
+    search_epochs: int = 2  # DOTS needs at least 2: one of op search, one of topology search
+    search_train_limit: int | None = 256
     retrain_layers: int | None = None  # None: the search depth (per-layer genotypes fix their depth)
     retrain_channels: int = 16
-    retrain_epochs: int = 3
+    retrain_epochs: int = 1
     retrain_batch_size: int = 64
     retrain_lr: float = 0.025
     retrain_train_limit: int | None = None  # None: all 4,000 MNIST-5k training images
@@ -201,15 +201,19 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def verdict(summary: dict[str, Any], random_summary: dict[str, Any]) -> str:
     """Plain words: a method beats random only when its mean is above the random mean by more
-    than the random spread."""
+    than the random spread (one standard deviation)."""
     mean, rmean, rstd = summary.get("acc_mean"), random_summary.get("acc_mean"), random_summary.get("acc_std")
     if mean is None:
         return "no result (every run failed)"
     if rmean is None:
         return "no random baseline to compare with"
     diff = 100 * (mean - rmean)
-    if mean <= rmean:
+    if mean < rmean:
         return f"does not beat random ({-diff:.2f} points below the random mean)"
+    if mean == rmean:
+        return "does not beat random (equal to the random mean)"
+    if (random_summary.get("n") or 0) < 2:
+        return f"above the only random architecture ({diff:+.2f} points; no random spread to judge by)"
     if mean - rmean <= (rstd or 0.0):
         return f"does not clearly beat random ({diff:+.2f} points, within one standard deviation of random)"
     return f"beats random ({diff:+.2f} points, more than one random standard deviation)"

@@ -16,6 +16,7 @@ from .bench_quality import quality_table
 from .io import atomic_write_text
 
 PLOT_FIELDS = (("time_step_s", "step"), ("time_arch_s", "arch step"), ("time_weight_s", "weight step"),
+               ("cpu_step_s", "step (CPU time)"),
                ("peak_rss_delta_mb", "peak RSS"), ("e2e_s", "end-to-end"))
 
 
@@ -127,8 +128,8 @@ def _noise_warning(env: dict[str, Any]) -> str | None:
     cores = env.get("cpu_count") or 1
     if load > 0.75 * cores:
         return (f"> **Noisy timings:** the 1-minute load average was {load:.2f} on {cores} cores when this run "
-                f"started, so other processes competed for the CPU. Ratios (same run, same conditions) are more "
-                f"trustworthy than absolute times, but both carry that noise.")
+                f"started, so other processes competed for the CPU. Wall-clock times carry that noise; the CPU-time "
+                f"columns (process CPU time per step) are much less affected and are the figures to compare.")
     return None
 
 

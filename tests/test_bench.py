@@ -124,10 +124,13 @@ def test_ratios_references_and_targets() -> None:
 
 
 def test_merge_rounds_takes_medians() -> None:
-    rounds = [{"error": None, "time_step_s": t, "times": {"step": {"median": t, "mean": t, "min": t, "max": t, "n": 2}}}
+    rounds = [{"error": None, "time_step_s": t, "cpu_step_s": t / 2,
+               "times": {"step": {"median": t, "mean": t, "min": t, "max": t, "n": 2, "cpu_median": t / 2,
+                                  "cpu_mean": t / 2}}}
               for t in (1.0, 5.0, 2.0)]
     merged = bench.merge_rounds([*rounds, {"error": "boom"}])
-    assert merged["time_step_s"] == 2.0 and merged["times"]["step"]["n"] == 6
+    assert merged["time_step_s"] == 2.0 and merged["cpu_step_s"] == 1.0
+    assert merged["times"]["step"]["n"] == 6 and merged["times"]["step"]["cpu_median"] == 1.0
     assert len(merged["rounds"]) == 4
 
 
@@ -137,7 +140,8 @@ def test_random_genotype_and_verdict() -> None:
     for cell in (g.normal, g.reduce):
         assert all(len(node) == 2 and len({e.source for e in node}) == 2 for node in cell.nodes)
         assert "none" not in cell.ops()
-    rand = {"acc_mean": 0.90, "acc_std": 0.01}
+    rand = {"acc_mean": 0.90, "acc_std": 0.01, "n": 6}
     assert verdict({"acc_mean": 0.95}, rand).startswith("beats random")
     assert verdict({"acc_mean": 0.905}, rand).startswith("does not clearly beat random")
     assert verdict({"acc_mean": 0.85}, rand).startswith("does not beat random")
+    assert verdict({"acc_mean": 0.90}, rand).startswith("does not beat random")
