@@ -145,25 +145,16 @@ def _load_checkpoint_file(checkpoint: str, map_location: str = "cpu") -> Any:
 
 # ----------------------------------------------------------------------------- networks
 def _register_nd_models() -> None:
-    """Make sure the ``nd_*`` presets are registered with timm (they register on import)."""
-    import importlib
-
-    for name in ("nni_decouple.timm_models", "nni_decouple.network"):
-        try:
-            importlib.import_module(name)
-            return
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
+    """Make sure the ``nd_*`` presets and the user's exports are registered with timm (on import)."""
+    from . import timm_models  # noqa: F401
 
 
 def create_feature_model(model: str, out_indices: Sequence[int], model_kwargs: Mapping[str, Any] | None = None,
                          ) -> nn.Module:
     """A timm ``features_only`` model (``getter`` feature class) returning the levels ``out_indices``.
 
-    ``model`` is a timm model name (``nd_*`` presets included) or a genotype file / search run
-    directory; a genotype builds DARTS' ImageNet network (three-conv stem, 48 channels, 14 cells,
-    strides 4 to 32) unless ``model_kwargs`` say otherwise.
+    ``model`` is a timm model name (``nd_*`` presets and exports included) or a genotype file / run
+    directory (see :func:`_register_genotype_file`); ``model_kwargs`` go to ``timm.create_model``.
     """
     _register_nd_models()
     kwargs = dict(model_kwargs or {})
@@ -176,12 +167,7 @@ def create_feature_model(model: str, out_indices: Sequence[int], model_kwargs: M
     if timm.is_model(model):
         name = model
     elif Path(model).expanduser().exists():
-        from .network import _create_network  # noqa: F401  (registers the genotype network builder)
-
-        name = _genotype_model_name()
-        kwargs["genotype"] = str(Path(model).expanduser())
-        for key, value in _GENOTYPE_DEFAULTS.items():
-            kwargs.setdefault(key, value)
+        name = _register_genotype_file(Path(model).expanduser())
     else:
         presets = sorted(n for n in timm.list_models("nd_*"))
         raise ConfigError(
@@ -204,16 +190,36 @@ def create_feature_model(model: str, out_indices: Sequence[int], model_kwargs: M
     return net
 
 
-#: What a bare genotype becomes: DARTS' ImageNet evaluation network (strides 4-32, as detectors need).
-_GENOTYPE_DEFAULTS: dict[str, Any] = {"stem": "imagenet"}
+#: The network a genotype describes when its file names one (a training run, an exported backbone).
+_NETWORK_KEYS = ("stem", "channels", "layers", "in_chans", "dataset")
 
 
-def _genotype_model_name() -> str:
-    """The timm entry point that builds a network from a ``genotype`` argument."""
-    for name in ("nd_genotype", "nd_dots_imagenet"):
-        if timm.is_model(name):
-            return name
-    raise ConfigError("no nni-decouple network is registered with timm: reinstall the package")
+def _register_genotype_file(path: Path) -> str:
+    """Register a genotype file or run directory with timm and return its model name.
+
+    The network is the one the file describes (``meta.network`` of a training run, the single
+    ``meta.models`` entry of an exported backbone), so that the weights trained for it fit; a bare
+    genotype (a search result) becomes DARTS' ImageNet network (three-conv stem, 48 channels,
+    14 cells, strides 4 to 32), the shape the papers transfer to detection and segmentation.
+    """
+    import hashlib
+    import json
+
+    from .genotype import load_genotype
+    from .timm_models import register_genotype
+
+    genotype = load_genotype(path)
+    meta = genotype.meta
+    described = meta.get("network")
+    if not isinstance(described, Mapping) and isinstance(meta.get("models"), Mapping) and len(meta["models"]) == 1:
+        described = next(iter(meta["models"].values()))
+    if isinstance(described, Mapping):
+        network = {k: described[k] for k in _NETWORK_KEYS if k in described}
+    else:
+        network = {"stem": "imagenet"}
+    key = json.dumps([genotype.to_dict(), network], sort_keys=True, default=str)
+    return register_genotype(f"genotype_{hashlib.sha1(key.encode()).hexdigest()[:12]}", genotype, replace=True,
+                             **network)
 
 
 def _modules_feeding(model: nn.Module, levels: Sequence[int], in_chans: int, size: int) -> list[nn.Module]:
@@ -257,8 +263,9 @@ class NNIDecoupleBackbone(BaseModule):
     """A searched network (or any timm model with ``forward_intermediates``) as an mm backbone.
 
     Args:
-        model: timm model name (``nd_dots_imagenet``, ``nd_darts_v2_imagenet``, ``resnet50``...) or a
-            genotype file / search run directory (built as DARTS' ImageNet network).
+        model: timm model name (``nd_dots_imagenet``, ``nd_darts_v2_imagenet``, an export, ``resnet50``...)
+            or a genotype file / run directory: the network a training run or export describes, else
+            (a search result) DARTS' ImageNet network.
         out_indices: feature levels to return, indices into the network's ``feature_info`` (one
             level per stride; for the ``nd_*`` ImageNet networks 0..3 are strides 4, 8, 16, 32).
         frozen_stages: freeze (no gradient, BatchNorm in eval mode) every module that the levels

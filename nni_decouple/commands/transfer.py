@@ -136,6 +136,40 @@ def load_config(path: str, cfg_options: dict[str, Any] | None = None, data_root:
     return cfg
 
 
+def _plain_batch_norm(node: Any) -> int:
+    """Replace every ``SyncBN`` norm config under ``node`` by ``BN``; return how many were replaced."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get("type") == "SyncBN":
+            node["type"] = "BN"
+            count += 1
+        for value in node.values():
+            count += _plain_batch_norm(value)
+    elif isinstance(node, (list, tuple)):
+        count += sum(_plain_batch_norm(value) for value in node)
+    return count
+
+
+def _distributed_on_cpu(cfg: Any) -> None:
+    """Run a torchrun job on CPUs: mmengine's launcher pins every process to a GPU and wraps the model
+    in DDP with GPU ``device_ids``. Join the process group with gloo here (mmengine then skips its
+    own set-up) and wrap without device ids. SyncBN only runs on GPUs: it becomes plain BN (every
+    process keeps its own batch statistics), and the command says so."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    replaced = _plain_batch_norm(cfg.model)
+    if cfg.get("sync_bn"):  # the Runner would convert every BN to SyncBN
+        cfg.sync_bn = None
+        replaced += 1
+    if replaced and dist.get_rank() == 0:
+        print(f"transfer: SyncBN needs GPUs; {replaced} SyncBN config(s) run as per-process BN on the CPU")
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get("find_unused_parameters", False))
+
+
 def metrics_recorder() -> Any:
     """An mmengine hook that keeps the latest validation / test metrics, for the command's summary
     (defined on call: the CLI imports this module at start-up, mmengine only when it is needed)."""
@@ -165,10 +199,8 @@ def build_runner(args: argparse.Namespace, adjust: Callable[[Any], None] | None 
 
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.work_dir)
     cfg.launcher = resolve_launcher(args.launcher)
-    if cfg.launcher != "none" and not torch.cuda.is_available():
-        dist = cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})
-        if dist.get("backend", "nccl") == "nccl":
-            dist["backend"] = "gloo"  # nccl needs GPUs; gloo runs the same job on CPUs
+    if cfg.launcher == "pytorch" and not torch.cuda.is_available():
+        _distributed_on_cpu(cfg)
     if args.amp:
         wrapper = cfg.optim_wrapper.get("type", "OptimWrapper")
         if wrapper == "AmpOptimWrapper":
