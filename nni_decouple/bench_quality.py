@@ -228,9 +228,11 @@ def run_quality(config: QualityConfig, methods: Iterable[str] | None = None,
     env["load_average_before"] = env.pop("load_average")
     started = time.perf_counter()
     payload_config = dataclasses.asdict(config)
+    train_set, test_set, _ = cached_datasets(config.dataset)
     result: dict[str, Any] = {"kind": "quality", "baseline": BASELINE, "config": payload_config,
                               "environment": env, "command": command, "run_fields": list(RUN_FIELDS),
-                              "summary_fields": list(SUMMARY_FIELDS), "methods": {}, "random": {}}
+                              "summary_fields": list(SUMMARY_FIELDS), "train_images": len(train_set),
+                              "test_images": len(test_set), "methods": {}, "random": {}}
 
     def job(kind: str, seed: int, label: str, **extra: Any) -> dict[str, Any]:
         t0 = time.perf_counter()

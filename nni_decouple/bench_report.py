@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import BASELINE, RATIO_FIELDS, cost_table, reference_table
-from .bench_quality import quality_table
+from .bench_quality import quality_table, verdict
 from .io import atomic_write_text
 
 PLOT_FIELDS = (("time_step_s", "step"), ("time_arch_s", "arch step"), ("time_weight_s", "weight step"),
@@ -94,7 +94,7 @@ def plot_quality(result: dict[str, Any], path: Path) -> Path:
         a.set_xticklabels([n for n, _ in entries], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     cfg = result["config"]
-    ax.set_title(f"MNIST-5k: search {cfg['search_epochs']} ep, retrain {cfg['retrain_epochs']} ep "
+    ax.set_title(f"{cfg['dataset']}: search {cfg['search_epochs']} ep, retrain {cfg['retrain_epochs']} ep "
                  f"({cfg['seeds']} seeds, {cfg['random']} random)", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     ax2.set_ylabel("skip connections per cell")
@@ -174,18 +174,21 @@ def cost_section(tag: str, result: dict[str, Any], plot: Path, md_dir: Path) -> 
 def quality_section(result: dict[str, Any], plot: Path, md_dir: Path) -> list[str]:
     cfg = result["config"]
     depth = cfg["retrain_layers"] or cfg["layers"]
-    lines = ["## Search quality on MNIST-5k", ""]
+    for entry in result["methods"].values():  # re-judged here, so that the wording follows the code
+        entry["summary"]["verdict"] = verdict(entry["summary"], result["random"]["summary"])
+    test_images = f"{result['test_images']:,} held-out" if result.get("test_images") else "held-out"
+    lines = [f"## Search quality on {cfg['dataset']}", ""]
     lines += _machine(result["environment"], cfg["threads"], "cpu")
     lines += [f"- Command: `{result.get('command') or 'n/a'}` ({result.get('seconds', 0):.0f} s)", ""]
     lines += [
         f"Each method searches ({cfg['layers']} cells, {cfg['channels']} channels, {cfg['nodes']} nodes, its own op "
-        f"set and sharing, batch {cfg['batch_size']}, {cfg['search_epochs']} epochs on "
+        f"set and sharing, batch {cfg['batch_size']}, {cfg['search_epochs']} epoch(s) on "
         f"{cfg['search_train_limit'] or 'all'} training images, split in half for weights and architecture) from "
-        f"{cfg['seeds']} seeds; every found genotype is retrained from scratch ({depth} cells, "
-        f"{cfg['retrain_channels']} channels, {cfg['retrain_epochs']} epochs, batch {cfg['retrain_batch_size']}, "
-        f"SGD lr {cfg['retrain_lr']} cosine, on {cfg['retrain_train_limit'] or 'all 4,000'} training images) and "
-        f"tested on the 1,000 held-out test images. The baseline is {cfg['random']} uniformly random cells of the "
-        f"DARTS space ({cfg['random_ops']}, two inputs per node) trained the same way. Per-layer genotypes "
+        f"{cfg['seeds']} seed(s); every found genotype is retrained from scratch ({depth} cells, "
+        f"{cfg['retrain_channels']} channels, {cfg['retrain_epochs']} epoch(s), batch {cfg['retrain_batch_size']}, "
+        f"SGD lr {cfg['retrain_lr']} cosine, on {cfg['retrain_train_limit'] or 'all'} training images) and "
+        f"tested on the {test_images} test images. The baseline is {cfg['random']} uniformly random cells of "
+        f"the DARTS space ({cfg['random_ops']}, two inputs per node) trained the same way. Per-layer genotypes "
         f"(global search) keep their search depth.", "",
         quality_table(result, markdown=True), "",
     ]
