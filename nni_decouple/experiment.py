@@ -2,7 +2,8 @@
 
 This is what ``nni-decouple search METHOD`` does; :func:`run_search` is the same from Python.
 A run directory holds ``config.json`` (the options, for ``--resume``), ``genotype.json``,
-``arch_probs.json`` (final architecture weights and skip-connection counts), Lightning
+``arch_probs.json`` (final architecture weights and skip-connection counts), ``arch_history.jsonl``
+(the architecture weights, schedule and derived cells after every epoch: :mod:`.recorder`), Lightning
 checkpoints (``checkpoints/last.ckpt``), CSV logs (``logs/metrics.csv``) and TensorBoard logs.
 """
 
@@ -28,6 +29,7 @@ from .errors import CheckpointError, ConfigError
 from .evaluator import build_evaluator, build_trainer
 from .genotype import Genotype
 from .io import atomic_write_json, prepare_run_dir
+from .recorder import ArchitectureRecorder
 from .spaces import CellSpace
 
 with warnings.catch_warnings():
@@ -161,9 +163,10 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
 
     checkpoints = out_dir / "checkpoints" if out_dir is not None else None
+    recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
     trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
                             callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
-                                       *callbacks])
+                                       *recorder, *callbacks])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
                                 learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
                                 max_epochs=config.epochs)
