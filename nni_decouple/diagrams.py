@@ -219,7 +219,9 @@ def save_diagram(genotype: Genotype, path: str | Path, *, cells: Sequence[str] |
     fig = cell_figure(genotype, cells, columns, title)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
+        # SVG keeps its labels as text (searchable, selectable, smaller) rather than glyph outlines.
+        with plt.rc_context({"svg.fonttype": "none"}):
+            fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
