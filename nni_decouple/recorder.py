@@ -135,7 +135,7 @@ def snapshot(pl_module: Any, epoch: int) -> dict[str, Any]:
         for m, training in modes:
             m.train(training)
     genotype = Genotype.from_arch(arch)
-    stage = getattr(pl_module, "stage", None)
+    stage = getattr(pl_module, "stage", None) if epoch > 0 else None  # the initial record precedes every stage
     record: dict[str, Any] = {
         "epoch": epoch,
         "stage": stage if isinstance(stage, str) else None,
