@@ -15,6 +15,20 @@ MMCV_VERSION=2.1.0
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
+# Headless Chromium (Debian's chromium package) opens `nni-decouple report` pages in the tests. A
+# system package, so checked on every run (before the venv stamp); set NNI_DECOUPLE_NO_APT=1 to skip.
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${NNI_DECOUPLE_NO_APT:-}" ]; then
+  SUDO=()
+  [ "$(id -u)" = 0 ] || SUDO=(sudo -n)
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    log "installing chromium (headless browser for the report test)"
+    apt_install() { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    apt_install || { "${SUDO[@]}" apt-get update -q >/dev/null && apt_install; }
+  else
+    log "chromium is missing and cannot be installed here (needs apt-get as root): install it for the report's browser test"
+  fi
+fi
+
 command -v "$PY_BIN" >/dev/null 2>&1 || PY_BIN=python3
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment in $VENV"
