@@ -23,13 +23,13 @@ TINY = ["--epochs", "2", "--train-limit", "256", "--layers", "3", "--channels", 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A DARTS and a DOTS search (2 epochs each: DOTS runs one op-search and one topology-search epoch)."""
+    """DARTS, DOTS (one op-search and one topology-search epoch) and DNAS (per-layer cells), 2 epochs each."""
     root = tmp_path_factory.mktemp("report-runs")
     out = {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny search on shared cores: one thread is the fastest
     try:
-        for method in ("darts", "dots"):
+        for method in ("darts", "dots", "dnas"):
             out[method] = root / method
             assert main(["search", method, *TINY, "--out", str(out[method])]) == 0
             assert main(["report", str(out[method])]) == 0
@@ -59,7 +59,8 @@ def _section(page: str, sid: str) -> str:
 
 
 def test_history_records_every_epoch(runs):
-    for method, run in runs.items():
+    for method in ("darts", "dots"):
+        run = runs[method]
         history = read_history(run)
         assert [r["epoch"] for r in history] == [0, 1, 2], method
         final = json.loads((run / "arch_probs.json").read_text())
@@ -81,6 +82,18 @@ def test_history_of_dots_has_topology_stage_and_temperature(runs):
     assert any(name.startswith("normal/topology.beta") for name in history[-1]["parameters"])
     assert not any("/topology_" in k for k in history[1]["probs"])  # topology switched off in op search
     assert any("/topology_" in k for k in history[2]["probs"])
+
+
+def test_history_of_a_per_layer_search_names_every_cell(runs):
+    history = read_history(runs["dnas"])
+    names = list(history[-1]["parameters"])
+    cells = {"normal_0", "reduce_1", "reduce_2"}  # 3 layers, reductions at 1 and 2
+    assert {n.split("/")[0] for n in names if n.endswith(".gamma")} == cells
+    assert {n.split("/")[0] for n in names if n.endswith(".beta")} == cells
+    assert [n for n in names if n.endswith(".alpha")] == ["normal_0/op_weights.shared.alpha"]  # shared: once
+    page = (runs["dnas"] / "report.html").read_text()
+    for label in cells:
+        assert f"<h4>{label}</h4>" in _section(page, "weights")
 
 
 def test_resumed_history_keeps_the_last_record_of_an_epoch(tmp_path):
