@@ -11,7 +11,10 @@ import torch
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
 os.environ.setdefault("NNI_DECOUPLE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple-tests-home"))
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One torch thread for the whole suite: the networks here are tiny (hundreds of small ops per step), a
+# second thread only adds synchronisation, and two threads spinning against each other on a shared
+# 2-core machine made some tests 5-15x slower (the demo search: 685 s on one thread, 699 s on two).
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "released_genotypes.txt"

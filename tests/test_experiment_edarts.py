@@ -8,22 +8,11 @@ import json
 import warnings
 from pathlib import Path
 
-import pytest
-import torch
-
 from nni_decouple.experiment import SearchConfig, run_search
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni.nas.strategy import DARTS
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_darts_on_a_subset_logs_skip_connections_every_epoch(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,25 +26,10 @@ MM_CONFIGS = sorted([*REPO.glob("configs/mmdet/*.py"), *REPO.glob("configs/mmseg
 SMALL = dict(channels=16, layers=5)  # a narrow DOTS network: strides 4-32 with one cell each past the stem
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small convolutions: one thread is as fast, and stays fast when other jobs share the cores (two
-    threads waiting on each other under load made these runs five times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A run directory of ``nni-decouple train`` (tiny ImageNet-style DOTS network, one epoch)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return session_dir(tmp_path_factory, "train-run", train_backbone)
-    finally:
-        torch.set_num_threads(threads)
+    return session_dir(tmp_path_factory, "train-run", train_backbone)
 
 
 def small_backbone(**kwargs) -> NNIDecoupleBackbone:

@@ -28,16 +28,6 @@ PUBLISHED = {
     "nd_dots_imagenet": 5.3,
 }
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and stays fast when other jobs share the cores (two
-    threads spin-waiting on each other under load made these tests 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def n_params(model: nn.Module) -> float:
     return count_params(model) / 1e6
 

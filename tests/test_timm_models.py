@@ -25,16 +25,6 @@ from nni_decouple.timm_models import register_exports, register_genotype, regist
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and stays fast when other jobs share the cores (two
-    threads spin-waiting on each other under load made these tests 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _user_genotype() -> Genotype:
     """A per-layer genotype with 3-input nodes and a partial concat, registered like a user export."""
     a = CellGenotype.from_edges([[("sep_conv_3x3", 0), ("skip_connect", 1), ("avg_pool_3x3", 0)],

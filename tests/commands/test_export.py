@@ -16,16 +16,6 @@ from nni_decouple.retrain import save_weights
 from nni_decouple.timm_models import registered_exports
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and stays fast when other jobs share the cores (two
-    threads spin-waiting on each other under load made these tests 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NNI_DECOUPLE_HOME", str(tmp_path / "home"))

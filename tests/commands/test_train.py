@@ -18,25 +18,10 @@ TINY = ["--dataset", "mnist5k", "--train-limit", "1500", "--epochs", "3", "--bat
         "--channels", "8", "--layers", "5", "--cutout", "8", "--drop-path", "0.1", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and stays fast when other jobs share the cores (two
-    threads spin-waiting on each other under load made these tests 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module-scoped: set up before the per-test one-thread fixture
-    try:
-        assert main(["train", "darts_v2", *TINY, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["train", "darts_v2", *TINY, "--out", str(out)]) == 0
     return out
 
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from mm_data import CITYSCAPES_SIZE, make_cityscapes, session_dir, train_backbone
 
 from nni_decouple.cli import main
@@ -31,15 +30,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions: one thread is as fast, and much faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cityscapes(tmp_path_factory) -> Path:
     return session_dir(tmp_path_factory, "cityscapes", make_cityscapes)
@@ -47,12 +37,7 @@ def cityscapes(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return session_dir(tmp_path_factory, "train-run", train_backbone)
-    finally:
-        torch.set_num_threads(threads)
+    return session_dir(tmp_path_factory, "train-run", train_backbone)
 
 
 def backbone_from(run: Path) -> list[str]:

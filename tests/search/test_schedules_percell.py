@@ -14,15 +14,6 @@ from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies.ddarts import DDARTS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Hundreds of tiny ops per step: on a busy machine a second thread only adds synchronisation.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(layers: int = 3, nodes: int = 1, random_alpha: bool = True, **options) -> PerCellModule:
     space = CellSpace(ops="darts_no_none", channels=4, layers=layers, nodes=nodes, sharing="layer", num_classes=10,
                       in_chans=1)

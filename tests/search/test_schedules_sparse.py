@@ -24,15 +24,6 @@ with warnings.catch_warnings():
     from nni.nas.experiment.config import NasExperimentConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and on busy cores threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class CountingDataset(Dataset):
     """Random 8x8 images that count how often they are read."""
 

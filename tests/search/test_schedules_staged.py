@@ -15,15 +15,6 @@ from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies.dots import DOTS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine two threads spin against each other (~15x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_temperature_follows_the_published_schedule_exactly() -> None:
     plan = StagePlan()  # 15 / 15 / 20 / 20 of 70, T 10 -> 0.02
     for epoch in range(50):

@@ -13,15 +13,6 @@ from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies.ddarts import DDARTS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Hundreds of tiny ops per step: on a busy machine a second thread only adds synchronisation.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def edge_set(cell) -> set[tuple[int, str, int]]:
     return {(target, e.op, e.source) for target, e in cell.edges()}
 

@@ -22,15 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = ["--train-limit", "32", "--batch-size", "16", "--channels", "4", "--no-progress", "--force"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Hundreds of tiny ops per step: on a busy machine a second thread only adds synchronisation.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def checkpoint(out: Path) -> dict:
     return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 

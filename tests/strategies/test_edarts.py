@@ -23,15 +23,6 @@ with warnings.catch_warnings():
     from nni.nas.evaluator.pytorch import DataLoader
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and on busy cores threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_defaults() -> None:
     strategy = EDARTS()
     assert strategy.subset == DEFAULT_SUBSET == 0.1
