@@ -54,13 +54,28 @@ def final_state(out: Path) -> tuple[dict, dict]:
     return genotype, json.loads((out / "arch_probs.json").read_text())["probs"]
 
 
-# Written in a session whose machine was too loaded to finish a run of them; they stay skipped until
-# a session verifies them on a quiet machine (issue 10).
-UNVERIFIED = pytest.mark.skip(reason="not yet verified on a quiet machine: see issue 10")
+def search_methods() -> list[str]:
+    """Every method ``nni-decouple search`` offers, so that a new one is covered automatically."""
+    from nni_decouple.strategies import METHODS, load_all
+
+    load_all()
+    return sorted(METHODS)
 
 
-@UNVERIFIED
-@pytest.mark.parametrize("method", ["darts"])
+# Resume is not yet bit-exact for these methods: the resumed run finishes, but its final architecture
+# weights differ from an uninterrupted run with the same seed (verified 2026-11-22; two uninterrupted
+# runs do agree exactly). Strict: a fix makes the test pass and then this list must shrink. Issue 10.
+NOT_YET_EXACT = {"darts", "ddarts", "dots", "edarts", "gdarts", "stretchable"}
+
+
+def resume_case(method: str) -> object:
+    if method in NOT_YET_EXACT:
+        return pytest.param(method, marks=pytest.mark.xfail(
+            reason="resume not yet bit-exact for this method (issue 10)", raises=AssertionError, strict=True))
+    return method
+
+
+@pytest.mark.parametrize("method", [resume_case(m) for m in search_methods()])
 def test_killed_search_resumes_to_the_same_result(tmp_path, method):
     args = ["search", method, *TINY, *METHOD_ARGS.get(method, [])]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -72,7 +87,6 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, method):
     assert final_state(killed) == final_state(straight)
 
 
-@UNVERIFIED
 def test_nan_stops_the_search_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
     import pytorch_lightning as pl
 
