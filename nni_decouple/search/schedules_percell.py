@@ -68,7 +68,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .cell import DecoupledCell
-from .schedules import BilevelModule, unique
+from .schedules import BilevelModule, register_schedule, unique
 
 ABLATIONS = ("exact", "fast", "none")
 DEACTIVATIONS = ("zero", "uniform")
@@ -135,6 +135,7 @@ def deactivated(cells: Sequence[DecoupledCell], how: str) -> Iterator[None]:
             cell.op_weight_override = None
 
 
+@register_schedule("percell")
 class PerCellModule(BilevelModule):
     """D-DARTS: per-player Adam + cosine, FairDARTS zero-one loss and the ablation loss (module docstring)."""
 
