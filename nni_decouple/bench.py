@@ -175,6 +175,8 @@ def discover(methods: Iterable[str] | None = None, variants: bool = True) -> lis
     registry = load_all()
     all_rows: list[BenchVariant] = []
     for name in sorted(registry, key=lambda n: (n != BASELINE, n)):
+        if registry[name].same_default_as is not None:  # its default search is another row's
+            continue
         all_rows.append(BenchVariant(name))
         if variants:
             all_rows.extend(declared_variants(registry[name]))

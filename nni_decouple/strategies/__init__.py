@@ -29,6 +29,9 @@ class Method:
     #: method's own options imply (D-DARTS' ``--start resnet18`` fixes ``--layers``), and returns space
     #: options that go on top of ``space_defaults`` (e.g. ``reductions``).
     prepare: Callable[[argparse.Namespace], dict[str, Any]] | None = None
+    #: The method whose search this one runs when given no options of its own (``compose`` without axes
+    #: is DARTS): benchmarks and the every-method tests measure that search once, under its own name.
+    same_default_as: str | None = None
 
 
 METHODS: dict[str, Method] = {}

@@ -485,4 +485,4 @@ def _build(args: argparse.Namespace) -> ComposedStrategy:
 
 register_method(Method(
     "compose", "any search space x op weights x topology x schedule x derivation (DARTS and the five methods are "
-    "--preset)", _build, _add_arguments, prepare=_prepare))
+    "--preset)", _build, _add_arguments, prepare=_prepare, same_default_as="darts"))
