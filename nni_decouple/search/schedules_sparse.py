@@ -66,6 +66,22 @@ class LazyBatches:
         self._iterator: Iterator[Any] | None = None
         self._distributed: DataLoader | None = None
         self._cycles = 0
+        self._resume_at: int | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        return {"fetched": self.fetched if self._resume_at is None else self._resume_at}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Go on after ``state["fetched"]`` batches (applied at the next fetch, when the source is known)."""
+        self._resume_at, self._iterator = int(state["fetched"]), None
+
+    def _fast_forward(self, fetched: int) -> None:
+        per_cycle = len(self._source())
+        self._cycles, position = divmod(fetched, per_cycle) if per_cycle else (0, 0)
+        self._iterator = self._restart()
+        for _ in range(position):  # batches an uninterrupted run has already used
+            next(self._iterator)
+        self.fetched = fetched
 
     def _source(self) -> Any:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -98,6 +114,9 @@ class LazyBatches:
         return iter(source)
 
     def next_batch(self) -> Any:
+        if self._resume_at is not None:
+            self._fast_forward(self._resume_at)
+            self._resume_at = None
         if self._iterator is None:
             self._iterator = self._restart()
         try:
@@ -136,5 +155,29 @@ class SparseBilevelModule(BilevelModule):
 
     def arch_step(self, batch: Any, batch_idx: int) -> None:
         if isinstance(batch, LazyBatch):
+            self._adopt(batch._source)
             batch = self.trainer.strategy.batch_to_device(batch.fetch())
         super().arch_step(batch, batch_idx)
+
+    # ---------------------------------------------------------------- checkpoints
+    # The lazy validation loader's position is part of the search state: without it a resumed
+    # search would take its next architecture steps on other batches than an uninterrupted one.
+    _lazy: LazyBatches | None = None
+    _lazy_state: dict[str, int] | None = None
+
+    def _adopt(self, source: LazyBatches) -> None:
+        if self._lazy is not source:
+            self._lazy = source
+            if self._lazy_state is not None:
+                source.load_state_dict(self._lazy_state)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        state = self._lazy.state_dict() if self._lazy is not None else self._lazy_state
+        checkpoint["lazy_val"] = state or {"fetched": 0}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._lazy_state = checkpoint.get("lazy_val")
+        if self._lazy is not None and self._lazy_state is not None:
+            self._lazy.load_state_dict(self._lazy_state)

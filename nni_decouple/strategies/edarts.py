@@ -18,9 +18,9 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
+from ..data import EpochSeededSampler
 from ..data import subset as subset_dataset
 from ..errors import ConfigError
 from ..search.schedules_sparse import ArchUpdateEvery, LazyBatches, SparseBilevelModule, parse_update_every
@@ -44,11 +44,12 @@ def subset_loader(loader: Any, fraction: float, seed: int = 0, balanced: bool = 
     if not isinstance(loader, DataLoader) or loader.batch_size is None:
         raise ConfigError("EDARTS(subset=...) rebuilds plain DataLoaders (with a batch_size) over a subset; for other "
                           "loaders pass subset=None and subset the dataset yourself with nni_decouple.data.subset")
-    shuffle = not isinstance(loader.sampler, SequentialSampler)
-    return TracedDataLoader(subset_dataset(loader.dataset, fraction, seed, balanced), batch_size=loader.batch_size,
-                      shuffle=shuffle, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                      pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+    dataset = subset_dataset(loader.dataset, fraction, seed, balanced)
+    # An order that depends only on (seed, epoch), so that a resumed search reads what an uninterrupted one does.
+    sampler = SequentialSampler(dataset) if isinstance(loader.sampler, SequentialSampler) \
+        else EpochSeededSampler(len(dataset), seed)
+    return TracedDataLoader(dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+                            collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last)
 
 
 class EDARTS(DecoupledStrategy):

@@ -11,6 +11,7 @@ import torch
 from pytorch_lightning import Callback
 from torch.utils.data import Dataset, TensorDataset
 
+from nni_decouple.data import EpochSeededSampler
 from nni_decouple.errors import ConfigError
 from nni_decouple.evaluator import build_evaluator, build_trainer
 from nni_decouple.search.schedules_sparse import LazyBatch, LazyBatches, parse_update_every
@@ -103,6 +104,22 @@ def test_lazy_batches_cycle_and_count() -> None:
     batches = [handles[0].fetch()[0].tolist() for _ in range(4)]
     assert batches == [[0, 1], [2, 3], [4], [0, 1]]  # starts over when the loader runs out
     assert lazy.fetched == 4
+
+
+@pytest.mark.parametrize("fetched", [0, 1, 3, 4, 7])
+def test_lazy_batches_resume_where_an_uninterrupted_run_goes_on(fetched: int) -> None:
+    def loader() -> DataLoader:  # shuffled anew each cycle, by the epoch alone
+        return DataLoader(TensorDataset(torch.arange(5)), batch_size=2, sampler=EpochSeededSampler(5, seed=3))
+
+    straight = LazyBatches(loader())
+    for _ in range(fetched):
+        straight.next_batch()
+    resumed = LazyBatches(loader())
+    resumed.load_state_dict(straight.state_dict())
+    assert resumed.state_dict() == {"fetched": fetched}
+    ahead = [[straight.next_batch()[0].tolist(), resumed.next_batch()[0].tolist()] for _ in range(6)]
+    assert all(a == b for a, b in ahead), ahead
+    assert resumed.fetched == straight.fetched == fetched + 6
 
 
 @pytest.mark.parametrize("value, expected", [("epoch", "epoch"), ("EPOCH", "epoch"), ("5", 5), (1, 1)])
