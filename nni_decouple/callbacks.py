@@ -4,6 +4,8 @@
   checkpoint and restores them on resume, so that the random draws after a resume (Gumbel noise,
   drop path, data augmentation) are the ones an uninterrupted run makes. Data order is made
   resumable separately by :class:`~nni_decouple.data.EpochSeededSampler`.
+- :class:`ConfigStamp` writes the run's options into every checkpoint, so that a resume can refuse
+  a checkpoint of another method, space or option set with a clear error.
 - :class:`DivergenceGuard` stops the search at the first NaN or Inf in the loss or in an
   architecture parameter, naming the epoch, the step and the last good checkpoint. Lightning saves
   no checkpoint when a fit ends with an exception, so that checkpoint stays intact.
@@ -54,6 +56,21 @@ class RNGStateCallback(pl.Callback):
         torch.set_rng_state(states["torch"])
         if states["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class ConfigStamp(pl.Callback):
+    """Write the run's options into every checkpoint, so that ``--resume`` can tell a checkpoint of
+    another run (method, space, options) from this run's before Lightning loads it into the wrong
+    supernet (which fails with a long state-dict traceback, or worse, loads a partial match)."""
+
+    KEY = "nni_decouple_config"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.KEY] = self.config
 
 
 def _loss_of(outputs: Any) -> torch.Tensor | None:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from pytorch_lightning import Callback
 
-from .callbacks import DivergenceGuard, RNGStateCallback
+from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
 from .data import EpochSeededSampler, bilevel_split, build_datasets, subset
 from .errors import CheckpointError, ConfigError
 from .evaluator import build_evaluator, build_trainer
@@ -113,19 +113,44 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Options (but the number of epochs, which a resume may extend) that differ between two runs."""
+    return [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+
+
 def _check_resume(out: Path, config: SearchConfig) -> Path:
+    """The checkpoint to resume from, after checking that it is this run's (same options) and readable."""
     saved_path = out / "config.json"
     ckpt = out / "checkpoints" / "last.ckpt"
     if not saved_path.is_file() or not ckpt.is_file():
         raise CheckpointError(f"{str(out)!r} has no config.json and checkpoints/last.ckpt to resume from: "
                               f"start a new run with another --out")
-    saved = json.loads(saved_path.read_text())
-    current = config.to_dict()
-    diff = [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+    current = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{str(saved_path)!r} is not readable JSON ({e}): restore it from the run's "
+                              f"checkpoint or start a new run with another --out") from None
+    diff = _changed(saved, current) if isinstance(saved, dict) else ["config.json is not a mapping"]
     if diff:
         raise CheckpointError(
             f"--resume: the run in {str(out)!r} used different options ({', '.join(diff)}); "
             f"resume with the same options (see its config.json) or start a new run"
+        )
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for a truncated or foreign file
+        raise CheckpointError(f"--resume: {str(ckpt)!r} cannot be read ({type(e).__name__}): it is truncated or not "
+                              f"a checkpoint; resume from a good copy of it or start a new run") from None
+    stamp = state.get(ConfigStamp.KEY) if isinstance(state, dict) else None
+    if not isinstance(stamp, dict) or "state_dict" not in state:
+        raise CheckpointError(f"--resume: {str(ckpt)!r} was not written by 'nni-decouple search' (it records no "
+                              f"search options): resume from this run's own checkpoint or start a new run")
+    diff = _changed(stamp, current)
+    if diff:
+        raise CheckpointError(
+            f"--resume: {str(ckpt)!r} is from another search ({', '.join(f'{k}={stamp.get(k)!r}' for k in diff)}) "
+            f"than this run's config.json; put this run's own last.ckpt back or start a new run"
         )
     return ckpt
 
@@ -166,6 +191,7 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
     trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
                             callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                       ConfigStamp(json.loads(json.dumps(config.to_dict()))),
                                        *recorder, *callbacks])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
                                 learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,

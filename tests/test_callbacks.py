@@ -19,9 +19,13 @@ TINY = ["--epochs", "3", "--train-limit", "48", "--layers", "3", "--channels", "
         "--batch-size", "8", "--no-progress"]
 # Per-method flags that make every phase of the method happen within TINY's three epochs.
 METHOD_ARGS: dict[str, list[str]] = {
-    "dots": ["--stage-epochs", "1,0,1,1"],
+    "dots": ["--stage-epochs", "0,1,1,1"],  # op search, topology warm-up (pruning), topology search
     "edarts": ["--train-limit", "480"],  # its 10 % subset then still has 3 batches per epoch to kill in
 }
+
+# The epoch to kill in (default 1). DOTS' is its topology search: the resumed run must rebuild the
+# supernet pruned in the epoch before from the checkpoint.
+KILL_EPOCH = {"dots": 2}
 
 # Runs the CLI in a child process and SIGKILLs it in the middle of the given epoch (after its
 # second training step), as a pre-empted node or an OOM killer would.
@@ -55,9 +59,25 @@ def run_cli(args: list[str], env: dict[str, str], script: str = PLAIN) -> subpro
 
 
 def final_state(out: Path) -> tuple[dict, dict]:
-    """The derived genotype and the final architecture weights of a finished run."""
+    """The derived genotype and the final architecture weights (probabilities) of a finished run."""
     genotype = json.loads((out / "genotype.json").read_text())
     return genotype, json.loads((out / "arch_probs.json").read_text())["probs"]
+
+
+def final_tensors(out: Path) -> dict[str, object]:
+    """Every parameter, buffer and extra state (architecture and network) in the run's last checkpoint."""
+    return torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def identical(a: object, b: object) -> bool:
+    """Bit-identical tensors, inside any nesting of lists, tuples and dicts (extra states)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(identical(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
 
 
 def search_methods() -> list[str]:
@@ -68,32 +88,22 @@ def search_methods() -> list[str]:
     return sorted(name for name, method in load_all().items() if method.same_default_as is None)
 
 
-# Methods this test does not yet verify (strict xfail: a fix turns it into a failure until the method
-# leaves this set). Issue 10. DOTS: in this tiny staged configuration the kill point is not reached, so
-# the case fails before comparing anything. eDARTS: the resumed run finishes but its architecture
-# weights differ from the uninterrupted run's (state of the subset or the sparse updates not restored).
-NOT_YET_EXACT = {"dots"}
-
-
-def resume_case(method: str) -> object:
-    if method in NOT_YET_EXACT:
-        return pytest.param(method, marks=pytest.mark.xfail(
-            reason="not yet verified for this method (issue 10)", raises=AssertionError, strict=True))
-    return method
-
-
-@pytest.mark.parametrize("method", [resume_case(m) for m in search_methods()])
+@pytest.mark.parametrize("method", search_methods())
 def test_killed_search_resumes_to_the_same_result(tmp_path, method):
     args = ["search", method, *TINY, *METHOD_ARGS.get(method, [])]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     proc = run_cli([*args, "--out", str(straight)], env={})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_cli([*args, "--out", str(killed)], env={"KILL_EPOCH": "1"}, script=KILLER)
+    proc = run_cli([*args, "--out", str(killed)], env={"KILL_EPOCH": str(KILL_EPOCH.get(method, 1))}, script=KILLER)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (killed / "checkpoints" / "last.ckpt").is_file() and not (killed / "genotype.json").exists()
     proc = run_cli([*args, "--out", str(killed), "--resume"], env={})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert final_state(killed) == final_state(straight)
+    resumed, uninterrupted = final_tensors(killed), final_tensors(straight)
+    assert resumed.keys() == uninterrupted.keys()
+    differ = [k for k in resumed if not identical(resumed[k], uninterrupted[k])]
+    assert not differ, f"{len(differ)} tensors differ after the resume, e.g. {differ[:5]}"
 
 
 def test_nan_stops_the_search_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):

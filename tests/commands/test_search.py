@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from nni_decouple.cli import main
 from nni_decouple.genotype import load_genotype
@@ -43,6 +45,35 @@ def test_existing_out_is_not_overwritten(darts_run, capsys):
 def test_resume_with_other_options_is_refused(darts_run, capsys):
     assert main(["search", "darts", *TINY, "--seed", "7", "--out", str(darts_run), "--resume"]) == 2
     assert "different options (seed)" in capsys.readouterr().err
+
+
+def _copy_with_checkpoint(run, tmp_path, change):
+    """A copy of ``run`` whose last.ckpt went through ``change(checkpoint dict)`` (None: truncated)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    ckpt = copy / "checkpoints" / "last.ckpt"
+    if change is None:
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    else:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        change(state)
+        torch.save(state, ckpt)
+    return copy, ckpt
+
+
+@pytest.mark.parametrize("change, message", [
+    (None, "cannot be read (RuntimeError): it is truncated or not a checkpoint"),
+    (lambda state: state["nni_decouple_config"].update(method="dots", channels=16),
+     "is from another search (method='dots', channels=16)"),
+    (lambda state: state.pop("nni_decouple_config"), "was not written by 'nni-decouple search'"),
+], ids=["truncated", "another-method-and-space", "foreign"])
+def test_resume_refuses_a_checkpoint_that_is_not_this_runs(darts_run, tmp_path, capsys, change, message):
+    run, ckpt = _copy_with_checkpoint(darts_run, tmp_path, change)
+    before = ckpt.read_bytes()
+    assert main(["search", "darts", *TINY, "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "start a new run" in err and len(err.splitlines()) == 1, err
+    assert ckpt.read_bytes() == before  # nothing the user saved is touched
 
 
 @pytest.mark.parametrize("args, message", [
