@@ -14,6 +14,7 @@ a diagram; the layout of a cell is regular enough to place by hand.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .genotype import NUM_INPUTS, CellGenotype, Genotype
+from .io import atomic_write_bytes
 
 FORMATS = ("png", "svg", "pdf")
 COLOURS = {"input": "#c1e6c1", "node": "#add8e6", "output": "#eee8aa"}
@@ -218,10 +220,10 @@ def save_diagram(genotype: Genotype, path: str | Path, *, cells: Sequence[str] |
     plt = pyplot()
     fig = cell_figure(genotype, cells, columns, title)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # SVG keeps its labels as text (searchable, selectable, smaller) rather than glyph outlines.
+        buffer = io.BytesIO()
         with plt.rc_context({"svg.fonttype": "none"}):
-            fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
+            fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())

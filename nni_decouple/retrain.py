@@ -11,6 +11,7 @@ Lightning only, no NNI: retraining runs where NNI is not installed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import CheckpointError, ConfigError
-from .io import atomic_write_json
+from .io import atomic_write_bytes, atomic_write_json
 from .network import DartsNetwork
 
 __all__ = ["Recipe", "RECIPES", "RetrainModule", "cutout", "build_trainer", "retrain", "save_weights"]
@@ -164,11 +165,9 @@ def build_trainer(out: Path, epochs: int, *, grad_clip: float, devices: int = 1,
 def save_weights(model: DartsNetwork, path: Path) -> Path:
     """The timm-loadable weights: ``{"state_dict": ...}`` without the auxiliary head, written atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("aux_head.")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"state_dict": state}, tmp)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def retrain(model: DartsNetwork, recipe: Recipe, train_set: Dataset, val_set: Dataset, out: Path, *,

@@ -1,0 +1,49 @@
+"""Safe output: atomic writes keep the old file whole on a crash; run directories are never overwritten
+without --resume or --force."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nni_decouple.errors import OutputExistsError
+from nni_decouple.io import atomic_write_bytes, atomic_write_json, atomic_write_text, prepare_run_dir
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "genotype.json"
+    atomic_write_json(path, {"a": 1})
+    atomic_write_text(path, "second\n")
+    assert path.read_text() == "second\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["genotype.json"]
+
+
+def test_a_crash_during_the_write_keeps_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "model.pth"
+    atomic_write_bytes(path, b"old weights")
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt  # the process is stopped between writing and renaming
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, b"new weights, half written")
+    assert path.read_bytes() == b"old weights"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pth"]
+
+
+def test_run_directory_is_not_overwritten_without_asking(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert prepare_run_dir(run) == run and run.is_dir()
+    (run / "genotype.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="already holds a run: pass --resume .* --force"):
+        prepare_run_dir(run)
+    assert prepare_run_dir(run, resume=True) == run and prepare_run_dir(run, force=True) == run
+    assert (run / "genotype.json").read_text() == "{}"  # --force lets the run write, it deletes nothing
+    with pytest.raises(OutputExistsError, match="holds no run to resume"):
+        prepare_run_dir(tmp_path / "empty", resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        prepare_run_dir(tmp_path / "file")
