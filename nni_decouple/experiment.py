@@ -40,6 +40,10 @@ with warnings.catch_warnings():
 
 _logger = logging.getLogger(__name__)
 
+#: What a search writes into its run directory (``--force`` replaces these, and only these).
+RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
+               "tensorboard", "nni")
+
 
 @dataclass
 class SearchConfig:
@@ -171,7 +175,7 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     if out is None:
         out_dir = None
     elif is_rank_zero():
-        out_dir = prepare_run_dir(out, resume=resume, force=force)
+        out_dir = prepare_run_dir(out, resume=resume, force=force, outputs=RUN_OUTPUTS)
     else:  # DDP ranks > 0 re-run this script after rank 0 has prepared the directory
         out_dir = Path(out)
     ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None

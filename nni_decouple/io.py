@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,14 @@ def atomic_write_json(path: Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def prepare_run_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False) -> Path:
+def prepare_run_dir(out: str | os.PathLike, *, resume: bool = False, force: bool = False,
+                    outputs: Sequence[str] = ()) -> Path:
     """Create the output directory of a run.
 
     An existing non-empty directory is an error unless ``resume`` (continue that run) or
-    ``force`` (the user asked to overwrite) is set.
+    ``force`` (the user asked to overwrite) is set. With ``force`` the entries named in ``outputs``
+    (what a run writes) are removed first, so that the new run's history, checkpoints and logs do
+    not mix with the old run's and no stale result survives a new run that fails; other files stay.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -54,5 +59,12 @@ def prepare_run_dir(out: str | os.PathLike, *, resume: bool = False, force: bool
         )
     if resume and not busy:
         raise OutputExistsError(f"--resume given but {str(out)!r} holds no run to resume: drop --resume")
+    if busy and force and not resume:
+        for name in outputs:
+            old = out / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out

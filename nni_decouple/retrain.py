@@ -146,6 +146,10 @@ class RetrainModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
+#: What ``nni-decouple train`` writes into its run directory (``--force`` replaces these, and only these).
+TRAIN_OUTPUTS = ("genotype.json", "results.json", "model.pth", "checkpoints", "logs", "tensorboard")
+
+
 def build_trainer(out: Path, epochs: int, *, grad_clip: float, devices: int = 1, accelerator: str = "cpu",
                   progress_bar: bool = True, **kwargs: Any) -> pl.Trainer:
     """A Lightning trainer with the run layout of the search: ``checkpoints/`` (``last.ckpt`` every epoch),

@@ -40,8 +40,13 @@ def test_run_directory_is_not_overwritten_without_asking(tmp_path: Path) -> None
     (run / "genotype.json").write_text("{}")
     with pytest.raises(OutputExistsError, match="already holds a run: pass --resume .* --force"):
         prepare_run_dir(run)
-    assert prepare_run_dir(run, resume=True) == run and prepare_run_dir(run, force=True) == run
-    assert (run / "genotype.json").read_text() == "{}"  # --force lets the run write, it deletes nothing
+    assert prepare_run_dir(run, resume=True) == run and (run / "genotype.json").read_text() == "{}"
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_text("old")
+    (run / "notes.txt").write_text("mine")
+    assert prepare_run_dir(run, force=True, outputs=("genotype.json", "checkpoints", "logs")) == run
+    # --force replaces the old run's outputs (no stale result or checkpoint survives) and nothing else
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
     with pytest.raises(OutputExistsError, match="holds no run to resume"):
         prepare_run_dir(tmp_path / "empty", resume=True)
     (tmp_path / "file").write_text("x")

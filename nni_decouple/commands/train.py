@@ -20,7 +20,7 @@ from ..blocks import STEMS
 from ..data import DATASETS, build_datasets
 from ..io import atomic_write_json, prepare_run_dir
 from ..network import DartsNetwork
-from ..retrain import RECIPES, retrain
+from ..retrain import RECIPES, TRAIN_OUTPUTS, retrain
 from ..timm_models import network_config
 from ._architecture import resolve
 
@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--devices", type=int, default=1, help="processes (DDP; gloo on the CPU)")
     g.add_argument("--out", default=None, help="run directory (default: runs/train-NAME-DATASET)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--force", action="store_true", help="overwrite the run in --out")
+    g.add_argument("--force", action="store_true", help="replace the run in --out (its outputs are deleted first; other files stay)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) 
                          network["in_chans"], network["stem"], aux_head=recipe.auxiliary_weight > 0)
     # Everything that can be wrong with the input is checked above: only now is the run directory made.
     run_dir = prepare_run_dir(Path(args.out or f"runs/train-{arch.label}-{args.dataset}"), resume=args.resume,
-                              force=args.force)
+                              force=args.force, outputs=TRAIN_OUTPUTS)
     meta = {k: v for k, v in arch.genotype.meta.items() if k not in ("models", "network")}
     meta.update(network=network, trained_from=args.source, recipe=dataclasses.asdict(recipe), seed=args.seed)
     atomic_write_json(run_dir / "genotype.json", replace(arch.genotype, meta=meta).to_dict())
