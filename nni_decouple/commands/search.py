@@ -46,7 +46,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--devices", type=int, default=d.devices, help="processes (DDP; gloo on the CPU)")
     g.add_argument("--out", default=None, help="run directory (default: runs/METHOD-DATASET)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--force", action="store_true", help="replace the run in --out (its outputs are deleted first; other files stay)")
+    g.add_argument("--force", action="store_true",
+                   help="replace the run in --out (deletes its outputs first; keeps other files)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--recipe", default=None, help="YAML recipe with option defaults (see configs/search/)")
 

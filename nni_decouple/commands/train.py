@@ -71,7 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--devices", type=int, default=1, help="processes (DDP; gloo on the CPU)")
     g.add_argument("--out", default=None, help="run directory (default: runs/train-NAME-DATASET)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--force", action="store_true", help="replace the run in --out (its outputs are deleted first; other files stay)")
+    g.add_argument("--force", action="store_true",
+                   help="replace the run in --out (deletes its outputs first; keeps other files)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
