@@ -38,11 +38,11 @@ from ..search.derive import DERIVES
 from ..search.edges_nonzero import NonZeroMixedEdge
 from ..search.edges_partial import partial_channel_edges
 from ..search.schedules import SCHEDULES
-from ..search.schedules_sparse import LazyBatches
 from ..search.topology import TOPOLOGIES
 from ..search.weights import WEIGHTS
 from . import Method, register_method
 from .base import DecoupledStrategy
+from .edarts import search_loaders
 
 AXES: tuple[str, ...] = ("space", "weights", "topology", "schedule", "derive")
 
@@ -299,13 +299,8 @@ class ComposedStrategy(DecoupledStrategy):
         return super().mutate_model(model)
 
     def train_dataloader(self, train_dataloader_fn: Any, val_dataloader_fn: Any) -> dict[str, Any]:
-        train, val = train_dataloader_fn(), val_dataloader_fn()
-        if self.subset is not None and self.subset < 1.0:
-            from .edarts import subset_loader
-
-            train = subset_loader(train, self.subset, self.seed, self.balanced)
-            val = subset_loader(val, self.subset, self.seed + 1, self.balanced)
-        return {"train": train, "val": LazyBatches(val) if self.lazy_val else val}
+        return search_loaders(train_dataloader_fn(), val_dataloader_fn(), subset=self.subset, seed=self.seed,
+                              balanced=self.balanced, lazy_val=self.lazy_val)
 
     def genotype_meta(self, config: Any) -> dict[str, Any]:
         return {"composition": self.composition.axes()}

@@ -52,6 +52,16 @@ def subset_loader(loader: Any, fraction: float, seed: int = 0, balanced: bool = 
                             collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last)
 
 
+def search_loaders(train: Any, val: Any, *, subset: float | None, seed: int, balanced: bool,
+                   lazy_val: bool) -> dict[str, Any]:
+    """NNI's ``{'train', 'val'}`` loaders over eDARTS' seeded subset (``None`` or 1: all the data),
+    the validation one lazy (:class:`LazyBatches`: loaded only for the steps that update the architecture)."""
+    if subset is not None and subset < 1.0:
+        train = subset_loader(train, subset, seed, balanced)
+        val = subset_loader(val, subset, seed + 1, balanced)
+    return {"train": train, "val": LazyBatches(val) if lazy_val else val}
+
+
 class EDARTS(DecoupledStrategy):
     """eDARTS as an NNI one-shot strategy; usable with ``NasExperiment`` like NNI's ``DARTS``.
 
@@ -98,11 +108,8 @@ class EDARTS(DecoupledStrategy):
         self.path, self.attention, self.lazy_val = path, prior, lazy_val
 
     def train_dataloader(self, train_dataloader_fn: Any, val_dataloader_fn: Any) -> dict[str, Any]:
-        train, val = train_dataloader_fn(), val_dataloader_fn()
-        if self.subset is not None and self.subset < 1.0:
-            train = subset_loader(train, self.subset, self.seed, self.balanced)
-            val = subset_loader(val, self.subset, self.seed + 1, self.balanced)
-        return {"train": train, "val": LazyBatches(val) if self.lazy_val else val}
+        return search_loaders(train_dataloader_fn(), val_dataloader_fn(), subset=self.subset, seed=self.seed,
+                              balanced=self.balanced, lazy_val=self.lazy_val)
 
 
 # ----------------------------------------------------------------------------- CLI
