@@ -172,6 +172,11 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
         raise ConfigError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.devices < 1:
+        raise ConfigError(f"--devices must be at least 1, got {config.devices}")
+    refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
+    if config.devices > 1 and refusal:
+        raise ConfigError(refusal)
     if out is None:
         out_dir = None
     elif is_rank_zero():

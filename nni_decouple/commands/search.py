@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 
 from ..data import DATASETS
-from ..experiment import SearchConfig, run_search, skip_counts
+from ..experiment import SearchConfig, is_rank_zero, run_search, skip_counts
 from ..strategies import get_method, load_all
 
 
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.method}-{args.dataset}"
     result = run_search(config, strategy, out, resume=args.resume, force=args.force,
                         progress_bar=not args.no_progress, space_defaults=space_defaults)
+    if not is_rank_zero():  # the other DDP ranks searched the same architecture and wrote nothing
+        return 0
     genotype = result.genotype
     print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
     print(f"genotype: {genotype.to_text()}")

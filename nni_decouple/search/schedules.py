@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -49,6 +49,10 @@ def unique(items: Iterator[Any]) -> list[Any]:
 @register_schedule("bilevel")
 class BilevelModule(DartsLightningModule):
     """First-order bilevel search (DARTS) over :class:`DecoupledCell` supernets."""
+
+    #: Why this schedule cannot run in several processes (``None``: it can); ``run_search`` refuses
+    #: ``devices > 1`` with this message before any process starts or any file is written.
+    ddp_refusal: ClassVar[str | None] = None
 
     def __init__(self, training_module: Any, *, arc_learning_rate: float = 3e-4,
                  arc_betas: tuple[float, float] = (0.5, 0.999), arc_weight_decay: float = 1e-3,

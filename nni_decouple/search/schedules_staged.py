@@ -154,6 +154,9 @@ class StagedModule(BilevelModule):
     topology warm-up on.
     """
 
+    ddp_refusal = ("the staged schedule (DOTS) prunes the supernet when the topology stage begins, which DDP "
+                   "cannot follow: run the search in one process (--devices 1)")
+
     def __init__(self, training_module: Any, *, stage_epochs: Sequence[int] | None = None, t_max: float = 10.0,
                  t_min: float = 0.02, tau_max: float = 10.0, tau_min: float = 0.1,
                  topology_betas: tuple[float, float] = (0.9, 0.999), topology_warmup_data: str = "train",
@@ -186,8 +189,7 @@ class StagedModule(BilevelModule):
 
     def setup(self, stage: str | None = None) -> Any:
         if self.trainer.world_size > 1:
-            raise ConfigError("DOTS prunes the supernet when the topology stage begins, which DDP cannot follow: "
-                              "run the search in one process (--devices 1)")
+            raise ConfigError(self.ddp_refusal)
         self._plan = None
         _ = self.plan  # fail before training if the stage epochs do not fit max_epochs
         return super().setup(stage)
