@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import json
+import operator
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,9 @@ from .errors import GenotypeError, UnknownOpError
 
 FORMAT = "nni-decouple.genotype/1"
 NUM_INPUTS = 2  # a cell's inputs: the outputs of the two previous cells
+#: More intermediate nodes than this in one cell is taken for a malformed file, not built (the papers
+#: use 4 to 9); it keeps a typo such as node 10**9 from allocating a billion empty nodes.
+MAX_NODES = 256
 
 __all__ = [
     "Edge", "CellGenotype", "Genotype", "cell_label", "reduction_layers",
@@ -41,6 +45,16 @@ def reduction_layers(layers: int) -> tuple[int, ...]:
     if layers < 3:
         raise GenotypeError(f"a cell network needs at least 3 layers (got {layers}): use --layers >= 3")
     return (layers // 3, 2 * layers // 3)
+
+
+def _index(value: Any, what: str) -> int:
+    """A whole number (Python or NumPy int, not bool), else a :class:`GenotypeError` naming ``what``."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise GenotypeError(f"{what} must be a whole number, got {value!r:.60}")
 
 
 def cell_label(layer: int, reduction: bool, per_layer: bool) -> str:
@@ -69,10 +83,24 @@ class CellGenotype:
     def from_edges(cls, nodes: Iterable[Iterable[tuple[str, int]]], concat: Iterable[int] | None = None,
                    ) -> CellGenotype:
         """Build from ``[[(op, source), ...], ...]``; ``concat`` defaults to every node with inputs."""
-        built = tuple(tuple(Edge(str(op), int(src)) for op, src in node) for node in nodes)
-        if concat is None:
-            concat = [i + NUM_INPUTS for i, node in enumerate(built) if node]
-        return cls(built, tuple(int(c) for c in concat))
+        try:
+            rows = [[tuple(edge) for edge in node] for node in nodes]
+            if len(rows) > MAX_NODES:
+                raise GenotypeError(f"a cell has {len(rows)} intermediate nodes, more than {MAX_NODES}: "
+                                    f"the file is malformed")
+            if any(len(edge) != 2 for node in rows for edge in node):
+                raise ValueError
+            built = tuple(tuple(Edge(str(op), _index(src, f"the source of a {op!r:.30} edge")) for op, src in node)
+                          for node in rows)
+            if concat is None:
+                concat = [i + NUM_INPUTS for i, node in enumerate(built) if node]
+            concat_ids = tuple(_index(c, "a concat entry") for c in concat)
+        except (TypeError, ValueError) as e:
+            if isinstance(e, GenotypeError):
+                raise
+            raise GenotypeError("a cell is a list of nodes, each a list of (op, source) pairs, and concat a list of "
+                                "node ids") from None
+        return cls(built, concat_ids)
 
     @property
     def num_nodes(self) -> int:
@@ -214,7 +242,7 @@ class Genotype:
             if self.normal is not None or self.reduce is not None:
                 raise GenotypeError("a genotype has either normal/reduce cells or per-layer cells, not both")
             n = len(self.layers)
-            bad = [r for r in self.reductions if not 0 <= r < n]
+            bad = [r for r in self.reductions if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < n]
             if bad or len(set(self.reductions)) != len(self.reductions):
                 raise GenotypeError(
                     f"reductions {list(self.reductions)} must be distinct layer indices in 0..{n - 1}"
@@ -272,6 +300,8 @@ class Genotype:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise GenotypeError(f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except RecursionError:
+            raise GenotypeError("not a genotype: the JSON is nested too deeply") from None
         return cls.from_dict(data).validate()
 
     # ------------------------------------------------------------------ NNI arch dict
@@ -292,14 +322,22 @@ class Genotype:
         cells: dict[str, dict[int, dict[int, list]]] = {}
         concats: dict[str, list[int]] = {}
         pattern = re.compile(r"^(?P<label>.+)/(?P<kind>op|input)_(?P<node>\d+)_(?P<k>\d+)$")
+        if not isinstance(arch, Mapping):
+            raise GenotypeError(f"an NNI arch dict must be a mapping, got {type(arch).__name__}")
         for key, value in arch.items():
+            key = str(key)
             if key.endswith("/concat"):
-                concats[key[: -len("/concat")]] = list(value)
+                if not isinstance(value, (list, tuple)):
+                    raise GenotypeError(f"arch entry {key!r} must be a list of node ids, got {value!r:.60}")
+                concats[key[: -len("/concat")]] = [_index(c, f"arch entry {key!r}") for c in value]
                 continue
-            m = pattern.match(str(key))
+            m = pattern.match(key)
             if m is None:
                 continue  # mutables that are not cell edges (e.g. other choices in a custom space)
             node, k = int(m["node"]), int(m["k"])
+            if not NUM_INPUTS <= node < NUM_INPUTS + MAX_NODES:
+                raise GenotypeError(f"arch entry {key!r} names node {node}: nodes are {NUM_INPUTS}.."
+                                    f"{NUM_INPUTS + MAX_NODES - 1}")
             slot = cells.setdefault(m["label"], {}).setdefault(node, {}).setdefault(k, [None, None])
             if m["kind"] == "op":
                 slot[0] = value
@@ -312,7 +350,7 @@ class Genotype:
             raise GenotypeError("the arch dict has no '{cell}/op_{node}_{k}' entries: is it from a cell search space?")
         built: dict[str, CellGenotype] = {}
         for label, nodes in cells.items():
-            last = max(list(nodes) + concats.get(label, [NUM_INPUTS]))
+            last = min(max(list(nodes) + concats.get(label, [NUM_INPUTS])), NUM_INPUTS + MAX_NODES)
             rows = []
             for node_id in range(NUM_INPUTS, last + 1):
                 edges = nodes.get(node_id, {})
@@ -373,16 +411,19 @@ def _registered_ops() -> set[str] | None:
 # ---------------------------------------------------------------------- text readers
 def _literal(node: ast.AST, where: str) -> Any:
     """A safe literal: numbers, strings, lists/tuples of them, and ``range(a, b[, c])``."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, str, float)):
+    if isinstance(node, ast.Constant) and type(node.value) in (int, str, float):
         return node.value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_literal(e, where) for e in node.elts]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float)):
         return -node.operand.value
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and 1 <= len(node.args) <= 3):
         args = [_literal(a, where) for a in node.args]
-        if all(isinstance(a, int) for a in args):
+        if all(isinstance(a, int) for a in args) and (len(args) < 3 or args[2] != 0):
+            if len(range(*args)) > MAX_NODES:
+                raise GenotypeError(f"{where}: {ast.unparse(node)!r:.60} names more than {MAX_NODES} nodes")
             return list(range(*args))
     raise GenotypeError(
         f"{where}: unsupported expression {ast.unparse(node)!r:.60}; only literals and range() are read")
@@ -416,14 +457,19 @@ def _from_call(call: ast.Call, where: str) -> Genotype:
                 raise GenotypeError(f"{where}: genes[{i}] must be a list of (op, to_node, from_node) triples")
             if not gene:
                 raise GenotypeError(f"{where}: genes[{i}] is empty: every cell needs at least one edge")
-            last = max(int(to) for _, to, _ in gene)
+            for _, to, _ in gene:
+                if isinstance(to, bool) or not isinstance(to, int) or not NUM_INPUTS <= to < NUM_INPUTS + MAX_NODES:
+                    raise GenotypeError(f"{where}: genes[{i}] has the target node {to!r}; targets start at 2 (nodes "
+                                        f"{NUM_INPUTS}..{NUM_INPUTS + MAX_NODES - 1})")
+            last = max(to for _, to, _ in gene)
             nodes: list[list[tuple[str, int]]] = [[] for _ in range(last - NUM_INPUTS + 1)]
             for op, to, src in gene:
-                if not isinstance(to, int) or to < NUM_INPUTS:
-                    raise GenotypeError(f"{where}: genes[{i}] has the target node {to!r}; targets start at 2")
                 nodes[to - NUM_INPUTS].append((op, src))
             layers.append(_ddarts_cell(nodes, f"{where}: genes[{i}]"))
-        return Genotype(layers=tuple(layers), reductions=tuple(kw.get("reductions", ()))).validate()
+        reductions = kw.get("reductions", [])
+        if not isinstance(reductions, list):
+            raise GenotypeError(f"{where}: reductions must be a list of layer indices, got {reductions!r:.60}")
+        return Genotype(layers=tuple(layers), reductions=tuple(reductions)).validate()
     raise GenotypeError(f"{where}: expected Genotype(...) or Genotype_nested(...), found {name}(...)")
 
 
@@ -462,6 +508,8 @@ def parse_genotype_file_text(text: str, where: str = "text") -> dict[str, Genoty
             tree = ast.parse(stripped, mode="exec")
         except SyntaxError as e:
             raise GenotypeError(f"{where}, line {lineno}: not a genotype ({e.msg})") from None
+        except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
+            raise GenotypeError(f"{where}, line {lineno}: not a genotype ({type(e).__name__})") from None
         if len(tree.body) != 1:
             raise GenotypeError(f"{where}, line {lineno}: expected one genotype per line")
         stmt = tree.body[0]
@@ -516,6 +564,8 @@ def load_genotype(path: str | os.PathLike) -> Genotype:
         except json.JSONDecodeError as e:
             raise GenotypeError(f"{where}: malformed JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
                                 f"fix the file or re-export it") from None
+        except RecursionError:
+            raise GenotypeError(f"{where}: not a genotype (the JSON is nested too deeply)") from None
         if isinstance(data, Mapping) and ("format" in data or "layers" in data or "normal" in data):
             return Genotype.from_dict(data).validate()
         if isinstance(data, Mapping):
