@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -73,6 +74,35 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def check(self) -> SearchConfig:
+        """Refuse values no search can run with, before anything is loaded or written."""
+        def need(ok: bool, option: str, value: Any, what: str) -> None:
+            if not ok:
+                raise ConfigError(f"--{option} must be {what}, got {value!r}")
+
+        def number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        def whole(value: Any, least: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+        for option, least in (("epochs", 1), ("batch_size", 1), ("layers", 1), ("channels", 1), ("nodes", 1),
+                              ("devices", 1), ("num_workers", 0)):
+            value = getattr(self, option)
+            need(whole(value, least), option.replace("_", "-"), value, f"at least {least} (a whole number)")
+        need(self.train_limit is None or whole(self.train_limit, 1), "train-limit", self.train_limit,
+             "at least 1 (a whole number)")
+        need(whole(self.seed, 0) and self.seed < 2**32, "seed", self.seed, "a whole number in 0..2**32-1")
+        need(self.subset is None or (number(self.subset) and 0 < self.subset <= 1), "subset", self.subset,
+             "a fraction in (0, 1]")
+        need(number(self.train_portion) and 0 < self.train_portion < 1, "train-portion", self.train_portion,
+             "a fraction in (0, 1)")
+        for option, value in (("lr", self.learning_rate), ("lr-min", self.learning_rate_min),
+                              ("weight-decay", self.weight_decay)):
+            need(number(value) and value >= 0, option, value, "a finite number >= 0")
+        need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
+        return self
 
 
 @dataclass
@@ -168,23 +198,10 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     rank searches with all-reduced gradients and exports the same genotype, and only rank 0
     writes files.
     """
-    if config.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.devices < 1:
-        raise ConfigError(f"--devices must be at least 1, got {config.devices}")
+    config.check()
     refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
     if config.devices > 1 and refusal:
         raise ConfigError(refusal)
-    if out is None:
-        out_dir = None
-    elif is_rank_zero():
-        out_dir = prepare_run_dir(out, resume=resume, force=force, outputs=RUN_OUTPUTS)
-    else:  # DDP ranks > 0 re-run this script after rank 0 has prepared the directory
-        out_dir = Path(out)
-    ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None
-
     torch.manual_seed(config.seed)
     train_set, _, info = build_datasets(config.dataset, config.data_root, config.train_limit, config.seed)
     # A strategy that subsets its own loaders (a non-None ``strategy.subset``, as eDARTS') gets all the data.
@@ -195,6 +212,16 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     train_loader = DataLoader(weight_half, sampler=EpochSeededSampler(len(weight_half), config.seed), **loader_kwargs)
     val_loader = DataLoader(arch_half, sampler=EpochSeededSampler(len(arch_half), config.seed + 1), **loader_kwargs)
     space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
+
+    # Everything that can be wrong with the input (options, data, space) is checked above: only now
+    # is the run directory made, so that bad input leaves nothing behind.
+    if out is None:
+        out_dir = None
+    elif is_rank_zero():
+        out_dir = prepare_run_dir(out, resume=resume, force=force, outputs=RUN_OUTPUTS)
+    else:  # DDP ranks > 0 re-run this script after rank 0 has prepared the directory
+        out_dir = Path(out)
+    ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None
 
     checkpoints = out_dir / "checkpoints" if out_dir is not None else None
     recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
