@@ -66,8 +66,9 @@ def apply_recipe(parser: argparse.ArgumentParser, recipe: dict[str, Any], method
     actions = {a.dest: a for a in parser._actions}
     unknown = sorted(set(recipe) - set(actions), key=str)
     if unknown:
-        raise ConfigError(f"recipe {where!r} sets unknown option(s) {', '.join(map(str, unknown))} for method "
-                          f"{method!r}; see 'nni-decouple search {method} --help'")
+        names = ", ".join(repr(k)[:40] for k in unknown)
+        raise ConfigError(f"recipe {where!r} sets unknown option(s) {names} for method {method!r}; "
+                          f"see 'nni-decouple search {method} --help'")
     parser.set_defaults(**{key: _value(parser, actions[key], key, value, where) for key, value in recipe.items()})
 
 
@@ -77,7 +78,7 @@ def _value(parser: argparse.ArgumentParser, action: argparse.Action, key: str, v
 
     def refuse(expected: str) -> ConfigError:
         return ConfigError(f"recipe {where!r}: {key}: {value!r:.60} is not {expected} (option {flag}); "
-                           f"fix the value (see 'nni-decouple search --help')")
+                           f"fix the value (the option's help: 'nni-decouple search METHOD --help')")
 
     if action.nargs == 0:  # a switch (--force, --balanced/--no-balanced)
         if not isinstance(value, bool):
