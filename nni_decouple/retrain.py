@@ -174,6 +174,23 @@ def save_weights(model: DartsNetwork, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def check_checkpoint_fits(ckpt: Path, module: pl.LightningModule) -> None:
+    """Refuse a checkpoint that is unreadable or holds another network, before Lightning fails on it
+    with a state-dict traceback."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    except Exception as e:  # truncated, not a checkpoint, or without a state_dict
+        raise CheckpointError(f"--resume: {str(ckpt)!r} cannot be read ({type(e).__name__}): it is truncated or not "
+                              f"a training checkpoint; resume from a good copy of it or start a new run") from None
+    expected = module.state_dict()
+    differ = sorted(k for k in set(state) | set(expected)
+                    if getattr(state.get(k), "shape", None) != getattr(expected.get(k), "shape", None))
+    if differ:
+        raise CheckpointError(f"--resume: {str(ckpt)!r} holds another network ({len(differ)} weights differ, e.g. "
+                              f"{', '.join(differ[:3])}); resume with the same architecture and network options "
+                              f"or start a new run")
+
+
 def retrain(model: DartsNetwork, recipe: Recipe, train_set: Dataset, val_set: Dataset, out: Path, *,
             seed: int = 0, devices: int = 1, num_workers: int = 0, progress_bar: bool = True,
             resume: bool = False, trainer_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -192,6 +209,7 @@ def retrain(model: DartsNetwork, recipe: Recipe, train_set: Dataset, val_set: Da
         ckpt = out / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise CheckpointError(f"--resume: {str(ckpt)!r} does not exist, so there is nothing to resume")
+        check_checkpoint_fits(ckpt, module)
     started = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     seconds = time.perf_counter() - started

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..blocks import STEMS
 from ..data import DATASETS, build_datasets
+from ..errors import CheckpointError
+from ..genotype import Genotype
 from ..io import atomic_write_json, prepare_run_dir
 from ..network import DartsNetwork
 from ..retrain import RECIPES, TRAIN_OUTPUTS, retrain
@@ -77,6 +80,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_same_training(run_dir: Path, genotype: Genotype) -> None:
+    """``--resume`` continues the run in ``run_dir`` only with its architecture, network, recipe (but the
+    number of epochs, which a resume may extend) and seed; its genotype.json is not overwritten otherwise."""
+    path = run_dir / "genotype.json"
+    try:
+        saved = Genotype.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:  # missing, not JSON, or not a genotype
+        raise CheckpointError(f"--resume: {str(path)!r} cannot be read ({type(e).__name__}): this is not a run of "
+                              f"'nni-decouple train'; start a new run with another --out") from None
+
+    def recipe(meta: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in (meta.get("recipe") or {}).items() if k != "epochs"}
+
+    differ = [name for name, same in (
+        ("architecture", saved == genotype),  # the cells (meta is not compared)
+        ("network", saved.meta.get("network") == genotype.meta["network"]),
+        ("recipe", recipe(saved.meta) == recipe(genotype.meta)),
+        ("seed", saved.meta.get("seed") == genotype.meta["seed"])) if not same]
+    if differ:
+        raise CheckpointError(f"--resume: the run in {str(run_dir)!r} trained with another {', '.join(differ)} "
+                              f"(see its genotype.json); resume with the same arguments or start a new run")
+
+
 def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) -> int:
     arch = resolve(args.source)
     train_set, val_set, info = build_datasets(args.dataset, args.data_root, args.train_limit, args.seed,
@@ -95,7 +121,10 @@ def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) 
                               force=args.force, outputs=TRAIN_OUTPUTS)
     meta = {k: v for k, v in arch.genotype.meta.items() if k not in ("models", "network")}
     meta.update(network=network, trained_from=args.source, recipe=dataclasses.asdict(recipe), seed=args.seed)
-    atomic_write_json(run_dir / "genotype.json", replace(arch.genotype, meta=meta).to_dict())
+    genotype = replace(arch.genotype, meta=meta)
+    if args.resume:
+        check_same_training(run_dir, genotype)
+    atomic_write_json(run_dir / "genotype.json", genotype.to_dict())
 
     print(f"training {arch.label} on {info.name} ({len(train_set)} train / {len(val_set)} test images): "
           f"{network['channels']} channels, {network['layers']} cells, {recipe.epochs} epochs -> {run_dir}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ import torch
 
 from nni_decouple.cli import main
 from nni_decouple.data import build_datasets
+from nni_decouple.errors import CheckpointError
+from nni_decouple.genotype import load_genotype
 from nni_decouple.network import DartsNetwork
-from nni_decouple.retrain import RECIPES, cutout
+from nni_decouple.retrain import RECIPES, RetrainModule, check_checkpoint_fits, cutout
 
 TINY = ["--dataset", "mnist5k", "--train-limit", "1500", "--epochs", "3", "--batch-size", "32", "--lr", "0.05",
         "--channels", "8", "--layers", "5", "--cutout", "8", "--drop-path", "0.1", "--no-progress"]
@@ -63,6 +66,34 @@ def test_train_never_overwrites_and_exports(trained: Path, tmp_path: Path, monke
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
+
+
+def test_resume_refuses_another_training_and_a_broken_checkpoint(trained: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = (run / "genotype.json").read_bytes()
+    for argv, message in ((["train", "dots_c10", *TINY], "trained with another architecture"),
+                          (["train", "darts_v2", *TINY, "--channels", "16"], "trained with another network"),
+                          (["train", "darts_v2", *TINY, "--seed", "3"], "trained with another seed")):
+        assert main([*argv, "--out", str(run), "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    assert main(["train", "darts_v2", *TINY, "--out", str(run), "--resume"]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert (run / "genotype.json").read_bytes() == before  # nothing of the run was overwritten
+
+
+def test_a_checkpoint_of_another_network_is_refused_before_loading(tmp_path: Path) -> None:
+    def module(channels: int) -> RetrainModule:
+        genotype = load_genotype(Path(__file__).resolve().parents[2] / "backbones" / "darts_v2.json")
+        return RetrainModule(DartsNetwork(genotype, channels, 3, 10, 1), RECIPES["cifar"])
+
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"state_dict": module(8).state_dict()}, ckpt)
+    check_checkpoint_fits(ckpt, module(8))  # its own network fits
+    with pytest.raises(CheckpointError, match="holds another network"):
+        check_checkpoint_fits(ckpt, module(16))
 
 
 @pytest.mark.parametrize("argv, message", [
