@@ -156,6 +156,9 @@ def _check_resume(out: Path, config: SearchConfig) -> Path:
     """The checkpoint to resume from, after checking that it is this run's (same options) and readable."""
     saved_path = out / "config.json"
     ckpt = out / "checkpoints" / "last.ckpt"
+    if saved_path.is_file() and not ckpt.is_file():
+        raise CheckpointError(f"--resume: the run in {str(out)!r} stopped before its first checkpoint (written at the "
+                              f"end of every epoch), so there is nothing to resume: start it again with --force")
     if not saved_path.is_file() or not ckpt.is_file():
         raise CheckpointError(f"{str(out)!r} has no config.json and checkpoints/last.ckpt to resume from: "
                               f"start a new run with another --out")

@@ -76,6 +76,14 @@ def test_resume_refuses_a_checkpoint_that_is_not_this_runs(darts_run, tmp_path, 
     assert ckpt.read_bytes() == before  # nothing the user saved is touched
 
 
+def test_resume_before_the_first_checkpoint_says_to_start_again(darts_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(darts_run, run)
+    shutil.rmtree(run / "checkpoints")  # killed in its first epoch
+    assert main(["search", "darts", *TINY, "--out", str(run), "--resume"]) == 2
+    assert "stopped before its first checkpoint" in capsys.readouterr().err and (run / "config.json").is_file()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ops", "sep_conv_9x9"], "unknown op"),
     (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "does not exist"),
