@@ -13,7 +13,7 @@ import pkgutil
 import sys
 import warnings
 
-from .errors import NNIDecoupleError
+from .errors import NNIDecoupleError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         result = args.func(args)
     except NNIDecoupleError as e:
-        print(f"nni-decouple {args.command}: error: {e}", file=sys.stderr)
+        print(f"nni-decouple {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nni-decouple {args.command}: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,6 +110,8 @@ def _require_root(root: Path | None, name: str, layout: str) -> Path:
     if root is None:
         raise DataError(f"dataset {name!r} needs --data-root pointing at {layout}")
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"--data-root {str(root)!r} is a file, not a folder: point it at {layout}")
     if not root.is_dir():
         raise DataError(f"--data-root {str(root)!r} does not exist: point it at {layout} ({name} is never downloaded)")
     return root
@@ -128,8 +131,9 @@ def _cifar(name: str, root: Path | None, augment: bool) -> tuple[Dataset, Datase
         train = cls(str(root), train=True, download=False, transform=train_tf)
         test = cls(str(root), train=False, download=False, transform=transforms.Compose(normalise))
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+        hint = f"; point --data-root at its parent {str(root.parent)!r}" if root.name == folder else ""
         raise DataError(f"{name} not found under {str(root)!r} ({e}); expected {root / folder}/ in torchvision's "
-                        f"format") from None
+                        f"format{hint}") from None
     return train, test, DatasetInfo(name, 10 if name == "cifar10" else 100, 3, 32)
 
 
@@ -156,13 +160,41 @@ def _image_folder(name: str, root: Path | None, augment: bool, size: int) -> tup
                 else [transforms.Resize(int(size * 8 / 7)), transforms.CenterCrop(size)])
     test_tf = [transforms.Resize(int(size * 8 / 7)), transforms.CenterCrop(size)]
     try:
-        train = datasets.ImageFolder(str(root / "train"), transforms.Compose(train_tf + normalise))
-        test = datasets.ImageFolder(str(root / "val"), transforms.Compose(test_tf + normalise))
+        train = datasets.ImageFolder(str(root / "train"), transforms.Compose(train_tf + normalise), loader=read_image)
+        test = datasets.ImageFolder(str(root / "val"), transforms.Compose(test_tf + normalise), loader=read_image)
     except (FileNotFoundError, RuntimeError) as e:
         raise DataError(f"{name} at {str(root)!r} is not an image folder: {e}") from None
     if train.classes != test.classes:
         raise DataError(f"{str(root)!r}: train/ and val/ have different class folders")
+    for folder in (train, test):
+        _probe_each_class(folder)
     return train, test, DatasetInfo(name, len(train.classes), 3, size, stem="imagenet")
+
+
+def read_image(path: str) -> Any:
+    """Open ``path`` as an RGB PIL image; a file that is no image is a :class:`DataError` naming it.
+
+    ImageFolder only looks at file names, so a corrupt or mis-named file would otherwise surface as
+    a PIL traceback in the middle of an epoch.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f, Image.open(f) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # what PIL raises on bad files
+        why = "not an image format PIL knows" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+        raise DataError(f"{path!r} is not a readable image ({why}): remove or replace it, then run again "
+                        f"(with --resume to continue from the last checkpoint)") from None
+
+
+def _probe_each_class(folder: Any) -> None:
+    """Decode the first image of every class, so that a folder in the wrong format fails before any output."""
+    first: dict[int, str] = {}
+    for path, label in folder.samples:
+        first.setdefault(label, path)
+    for path in first.values():
+        read_image(path)
 
 
 @register_dataset("imagenet")

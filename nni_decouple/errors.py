@@ -37,3 +37,18 @@ class OutputExistsError(NNIDecoupleError, FileExistsError):
 
 class CheckpointError(NNIDecoupleError, ValueError):
     """A checkpoint cannot be used here (other space, other method, corrupt file)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as the one line the CLI prints.
+
+    A DataLoader worker re-raises an error of ours with the worker's traceback in the message
+    ("Caught DataError in DataLoader worker process 0. Original Traceback ..."); its last line is
+    the original message.
+    """
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last

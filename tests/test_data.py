@@ -1,4 +1,4 @@
-"""Datasets: the bundled MNIST-5k, the digits fallback, CIFAR's on-disk format, the bilevel split."""
+"""Datasets: MNIST-5k, digits, CIFAR and ImageFolder on disk (and files in the wrong format), the bilevel split."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from image_folder import make_image_folder, truncated_png
 
 from nni_decouple.data import bilevel_split, build_datasets, dataset_labels
 from nni_decouple.errors import DataError
@@ -85,3 +86,47 @@ def test_cifar_root_without_data(tmp_path):
 def test_imagefolder_without_splits(tmp_path):
     with pytest.raises(DataError, match="no train/ folder"):
         build_datasets("imagefolder", tmp_path)
+
+
+BAD_IMAGES = [(b"not an image", "not an image format PIL knows"), (truncated_png(), "OSError")]
+
+
+@pytest.mark.parametrize("content, why", BAD_IMAGES, ids=["text", "truncated"])
+def test_imagefolder_refuses_a_class_whose_first_file_is_no_image(tmp_path, content, why):
+    root = make_image_folder(tmp_path, "0.jpg", content)  # sorts before 0.png: the first file of class a
+    with pytest.raises(DataError, match="is not a readable image") as error:
+        build_datasets("imagefolder", root)
+    assert str(root / "train" / "a" / "0.jpg") in str(error.value) and why in str(error.value)
+
+
+@pytest.mark.parametrize("content, why", BAD_IMAGES, ids=["text", "truncated"])
+def test_imagefolder_names_a_bad_file_met_mid_epoch(tmp_path, content, why):
+    from torch.utils.data import DataLoader
+
+    from nni_decouple.errors import one_line
+
+    root = make_image_folder(tmp_path, "z.jpg", content)  # sorts last: only met when the epoch reaches it
+    train, _, info = build_datasets("imagefolder", root)
+    assert (len(train), info.num_classes) == (7, 2)
+    assert train[0][0].shape == (3, 224, 224)
+    with pytest.raises(DataError, match="is not a readable image") as in_process:
+        train[3]
+    assert str(root / "train" / "a" / "z.jpg") in str(in_process.value)
+    # a DataLoader worker re-raises it with its own traceback in the message; the CLI prints the original line
+    with pytest.raises(DataError) as in_worker:
+        list(DataLoader(train, batch_size=7, num_workers=1))
+    assert "Original Traceback" in str(in_worker.value)
+    assert one_line(in_worker.value) == str(in_process.value)
+
+
+def test_data_root_that_is_a_file(tmp_path):
+    (tmp_path / "cifar").write_text("")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        build_datasets("cifar10", tmp_path / "cifar")
+
+
+def test_cifar_root_pointing_inside_its_folder(tmp_path):
+    inner = tmp_path / "cifar-10-batches-py"
+    inner.mkdir()
+    with pytest.raises(DataError, match=f"point --data-root at its parent '{tmp_path}'"):
+        build_datasets("cifar10", inner)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from image_folder import make_image_folder
 
 from nni_decouple.cli import main
 from nni_decouple.genotype import load_genotype
@@ -95,6 +96,21 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run" / "genotype.json").exists()
+
+
+@pytest.mark.parametrize("bad_name, written", [("0.jpg", False), ("z.jpg", True)], ids=["first-file", "mid-epoch"])
+def test_a_file_that_is_no_image_is_one_line(tmp_path, capsys, bad_name, written):
+    """A bad first file of a class is refused before the run directory exists; a later one stops the
+    search (in a DataLoader worker here) with the same line, and the run stays resumable."""
+    root = make_image_folder(tmp_path / "images", bad_name, b"not an image")
+    out = tmp_path / "run"
+    args = [*TINY, "--batch-size", "4", "--dataset", "imagefolder", "--data-root", str(root), "--num-workers", "1"]
+    assert main(["search", "darts", *args, "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"nni-decouple search: error: '{root / 'train' / 'a' / bad_name}' is not a readable image (not an "
+                    f"image format PIL knows): remove or replace it, then run again (with --resume to continue from "
+                    f"the last checkpoint)")
+    assert out.exists() is written and not (out / "genotype.json").exists()
 
 
 def test_recipe_sets_defaults_and_flags_win(tmp_path):
