@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,49 @@ def load_config(path: str, cfg_options: dict[str, Any] | None = None, data_root:
     return cfg
 
 
+def _dataset_paths(dataset: Any, where: str) -> Iterator[tuple[str, Path]]:
+    """(config key, path) of every annotation file and image / label folder a dataset config reads,
+    joined as mmengine's ``BaseDataset`` joins them, through dataset wrappers (Repeat, Concat, ...)."""
+    if not isinstance(dataset, Mapping):
+        return
+    if isinstance(dataset.get("dataset"), Mapping):
+        yield from _dataset_paths(dataset["dataset"], f"{where}.dataset")
+    for i, inner in enumerate(dataset.get("datasets") or ()):
+        yield from _dataset_paths(inner, f"{where}.datasets.{i}")
+    root = dataset.get("data_root") or ""
+    if isinstance(dataset.get("ann_file"), str) and dataset["ann_file"]:
+        yield f"{where}.ann_file", Path(root, dataset["ann_file"])
+    prefixes = dataset.get("data_prefix")
+    for key, prefix in (prefixes.items() if isinstance(prefixes, Mapping) else ()):
+        if isinstance(prefix, str) and prefix:
+            yield f"{where}.data_prefix.{key}", Path(root, prefix)
+
+
+def check_dataset_files(cfg: Any, test: bool = False) -> None:
+    """Refuse, before the Runner makes its work directory, a data root that lacks what the config reads.
+
+    mm only opens the files when the first dataloader is built, and then fails with a pycocotools or
+    mmengine traceback. Only the loaders that will run are checked: train and val, or test.
+    """
+    phases = (("test_dataloader", "test_evaluator"),) if test else (
+        ("train_dataloader", None), ("val_dataloader", "val_evaluator"))
+    missing = []
+    for loader, evaluator in phases:
+        if not isinstance(cfg.get(loader), Mapping):
+            continue
+        found = list(_dataset_paths(cfg[loader].get("dataset"), f"{loader}.dataset"))
+        metric = cfg.get(evaluator) if evaluator else None
+        if isinstance(metric, Mapping) and isinstance(metric.get("ann_file"), str) and metric["ann_file"]:
+            found.append((f"{evaluator}.ann_file", Path(metric["ann_file"])))
+        missing += [(key, path) for key, path in found if "://" not in str(path) and not path.exists()]
+    if missing:
+        listed = "; ".join(f"{key} {str(path)!r}" for key, path in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise DataError(f"the dataset is not where the config reads it, missing: {listed}{more}. Point "
+                        f"--data-root at the folder that holds the config's layout, or set these paths with "
+                        f"--cfg-options")
+
+
 def _plain_batch_norm(node: Any) -> int:
     """Replace every ``SyncBN`` norm config under ``node`` by ``BN``; return how many were replaced."""
     count = 0
@@ -227,6 +270,7 @@ def build_runner(args: argparse.Namespace, adjust: Callable[[Any], None] | None 
         cfg.resume, cfg.load_from = True, args.resume
     if adjust is not None:
         adjust(cfg)
+    check_dataset_files(cfg, test=args.test is not None)
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     recorder = metrics_recorder()
     runner.register_hook(recorder)

@@ -62,6 +62,38 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "--data-root" in capsys.readouterr().err
 
 
+def test_a_data_root_without_the_dataset_is_refused_before_any_output(tmp_path, capsys):
+    """mm would fail in its first dataloader with a traceback, after the work directory is made."""
+    empty, work = tmp_path / "empty", tmp_path / "work"
+    empty.mkdir()
+    assert main(["transfer", str(DEEPLAB), "--data-root", str(empty), "--work-dir", str(work)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the dataset is not where the config reads it" in err
+    assert f"train_dataloader.dataset.data_prefix.img_path '{empty}/leftImg8bit/train'" in err
+    assert not work.exists()
+
+
+def test_dataset_check_follows_wrappers_and_the_phase(tmp_path):
+    from nni_decouple.commands.transfer import check_dataset_files, load_config
+    from nni_decouple.errors import DataError
+
+    cfg = load_config(str(REPO / "configs/mmdet/mask-rcnn_nd-dots-imagenet_fpn_1x_cityscapes.py"),
+                      data_root=str(tmp_path))
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations/instancesonly_filtered_gtFine_train.json").write_text("{}")
+    (tmp_path / "leftImg8bit/train").mkdir(parents=True)
+    with pytest.raises(DataError) as error:  # the RepeatDataset's inner dataset is all there: val is missing
+        check_dataset_files(cfg)
+    assert "train_dataloader" not in str(error.value)
+    assert "val_dataloader.dataset.ann_file" in str(error.value) and "val_evaluator.ann_file" in str(error.value)
+    with pytest.raises(DataError, match="test_dataloader.dataset.ann_file"):
+        check_dataset_files(cfg, test=True)
+    (tmp_path / "annotations/instancesonly_filtered_gtFine_val.json").write_text("{}")
+    (tmp_path / "leftImg8bit/val").mkdir()
+    check_dataset_files(cfg)
+    check_dataset_files(cfg, test=True)
+
+
 def test_launcher_follows_torchrun():
     assert resolve_launcher("auto", {}) == "none"
     assert resolve_launcher("auto", {"WORLD_SIZE": "1", "LOCAL_RANK": "0"}) == "none"
