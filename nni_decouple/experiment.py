@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -30,6 +29,7 @@ from .errors import CheckpointError, ConfigError
 from .evaluator import build_evaluator, build_trainer
 from .genotype import Genotype
 from .io import atomic_write_json, prepare_run_dir
+from .options import finite, need, need_seed, need_whole
 from .recorder import ArchitectureRecorder
 from .spaces import CellSpace
 
@@ -77,30 +77,19 @@ class SearchConfig:
 
     def check(self) -> SearchConfig:
         """Refuse values no search can run with, before anything is loaded or written."""
-        def need(ok: bool, option: str, value: Any, what: str) -> None:
-            if not ok:
-                raise ConfigError(f"--{option} must be {what}, got {value!r}")
-
-        def number(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        def whole(value: Any, least: int) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
         for option, least in (("epochs", 1), ("batch_size", 1), ("layers", 1), ("channels", 1), ("nodes", 1),
                               ("devices", 1), ("num_workers", 0)):
-            value = getattr(self, option)
-            need(whole(value, least), option.replace("_", "-"), value, f"at least {least} (a whole number)")
-        need(self.train_limit is None or whole(self.train_limit, 1), "train-limit", self.train_limit,
-             "at least 1 (a whole number)")
-        need(whole(self.seed, 0) and self.seed < 2**32, "seed", self.seed, "a whole number in 0..2**32-1")
-        need(self.subset is None or (number(self.subset) and 0 < self.subset <= 1), "subset", self.subset,
+            need_whole(option.replace("_", "-"), getattr(self, option), least)
+        if self.train_limit is not None:
+            need_whole("train-limit", self.train_limit, 1)
+        need_seed(self.seed)
+        need(self.subset is None or (finite(self.subset) and 0 < self.subset <= 1), "subset", self.subset,
              "a fraction in (0, 1]")
-        need(number(self.train_portion) and 0 < self.train_portion < 1, "train-portion", self.train_portion,
+        need(finite(self.train_portion) and 0 < self.train_portion < 1, "train-portion", self.train_portion,
              "a fraction in (0, 1)")
         for option, value in (("lr", self.learning_rate), ("lr-min", self.learning_rate_min),
                               ("weight-decay", self.weight_decay)):
-            need(number(value) and value >= 0, option, value, "a finite number >= 0")
+            need(finite(value) and value >= 0, option, value, "a finite number >= 0")
         need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
         return self
 

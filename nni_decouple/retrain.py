@@ -26,8 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import CheckpointError, ConfigError
 from .io import atomic_write_bytes, atomic_write_json
 from .network import DartsNetwork
+from .options import finite, need, need_whole
 
-__all__ = ["Recipe", "RECIPES", "RetrainModule", "cutout", "build_trainer", "retrain", "save_weights"]
+__all__ = ["Recipe", "RECIPE_FLAGS", "RECIPES", "RetrainModule", "cutout", "build_trainer", "retrain", "save_weights"]
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,25 @@ class Recipe:
         return recipe
 
     def check(self) -> None:
+        """Refuse values no training can run with (NaN and infinity included), naming the ``train`` flag."""
         for name in ("epochs", "batch_size", "channels", "layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("learning_rate", "learning_rate_min", "momentum", "weight_decay", "grad_clip", "cutout",
-                     "auxiliary_weight", "label_smoothing"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        if not 0.0 <= self.drop_path < 1.0:
-            raise ConfigError(f"--drop-path must be in [0, 1), got {self.drop_path}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.scheduler not in ("cosine", "step"):
-            raise ConfigError(f"--scheduler must be 'cosine' or 'step', got {self.scheduler!r}")
+            need_whole(RECIPE_FLAGS[name], getattr(self, name), 1)
+        for name in ("learning_rate", "learning_rate_min", "momentum", "weight_decay", "grad_clip",
+                     "auxiliary_weight"):
+            value = getattr(self, name)
+            need(finite(value) and value >= 0, RECIPE_FLAGS[name], value, "a finite number >= 0")
+        need_whole("cutout", self.cutout, 0)
+        for name in ("drop_path", "label_smoothing"):
+            value = getattr(self, name)
+            need(finite(value) and 0 <= value < 1, RECIPE_FLAGS[name], value, "in [0, 1)")
+        need(finite(self.lr_gamma) and 0 < self.lr_gamma <= 1, "lr-gamma", self.lr_gamma, "in (0, 1] (a decay)")
+        need(self.scheduler in ("cosine", "step"), "scheduler", self.scheduler, "'cosine' or 'step'")
+
+
+#: The ``train`` flag of each :class:`Recipe` field (the learning rates keep DARTS' short names).
+RECIPE_FLAGS: dict[str, str] = {
+    f.name: {"learning_rate": "lr", "learning_rate_min": "lr-min"}.get(f.name, f.name.replace("_", "-"))
+    for f in dataclasses.fields(Recipe)}
 
 
 #: DARTS' evaluation recipes: CIFAR (600 epochs, 36 channels, 20 cells) and ImageNet (250 epochs,

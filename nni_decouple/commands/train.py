@@ -23,16 +23,12 @@ from ..errors import CheckpointError
 from ..genotype import Genotype
 from ..io import atomic_write_json, prepare_run_dir
 from ..network import DartsNetwork
-from ..retrain import RECIPES, TRAIN_OUTPUTS, retrain
+from ..options import need_seed, need_whole
+from ..retrain import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS, retrain
 from ..timm_models import network_config
 from ._architecture import resolve
 
-_RECIPE_FLAGS = {  # flag -> Recipe field
-    "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate", "lr_min": "learning_rate_min",
-    "momentum": "momentum", "weight_decay": "weight_decay", "grad_clip": "grad_clip", "scheduler": "scheduler",
-    "lr_gamma": "lr_gamma", "cutout": "cutout", "auxiliary_weight": "auxiliary_weight", "drop_path": "drop_path",
-    "label_smoothing": "label_smoothing", "channels": "channels", "layers": "layers", "stem": "stem",
-}
+_RECIPE_FLAGS = {flag.replace("-", "_"): field for field, flag in RECIPE_FLAGS.items()}  # argparse dest -> field
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -104,6 +100,9 @@ def check_same_training(run_dir: Path, genotype: Genotype) -> None:
 
 
 def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) -> int:
+    need_whole("devices", args.devices, 1)
+    need_whole("num-workers", args.num_workers, 0)
+    need_seed(args.seed)
     arch = resolve(args.source)
     train_set, val_set, info = build_datasets(args.dataset, args.data_root, args.train_limit, args.seed,
                                               augment=True)

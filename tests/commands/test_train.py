@@ -101,6 +101,13 @@ def test_a_checkpoint_of_another_network_is_refused_before_loading(tmp_path: Pat
     (["train", "darts_v2", "--epochs", "0"], "--epochs must be at least 1"),
     (["train", "darts_v2", "--dataset", "cifar10", "--data-root", "/no/such/dir"], "does not exist"),
     (["train", "darts_v2", "--channels", "7"], "channels must be even"),
+    (["train", "darts_v2", "--lr", "-1"], "--lr must be a finite number >= 0, got -1.0"),
+    (["train", "darts_v2", "--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
+    (["train", "darts_v2", "--lr-gamma", "0"], "--lr-gamma must be in (0, 1]"),
+    (["train", "darts_v2", "--drop-path", "inf"], "--drop-path must be in [0, 1), got inf"),
+    (["train", "darts_v2", "--devices", "0"], "--devices must be at least 1"),
+    (["train", "darts_v2", "--num-workers", "-1"], "--num-workers must be at least 0"),
+    (["train", "darts_v2", "--seed", "-1"], "--seed must be a whole number in 0..2**32-1"),
 ])
 def test_train_bad_input_is_one_line_and_leaves_nothing(argv: list[str], message: str, tmp_path: Path,
                                                         capsys) -> None:
@@ -109,6 +116,17 @@ def test_train_bad_input_is_one_line_and_leaves_nothing(argv: list[str], message
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_recipe_errors_name_flags_that_exist() -> None:
+    """Every Recipe field is named in errors by a flag ``train`` has (the learning rates: --lr, --lr-min)."""
+    from nni_decouple.cli import build_parser
+    from nni_decouple.retrain import RECIPE_FLAGS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {option for action in train._actions for option in action.option_strings}
+    assert {f"--{flag}" for flag in RECIPE_FLAGS.values()} <= flags
+    assert (RECIPE_FLAGS["learning_rate"], RECIPE_FLAGS["learning_rate_min"]) == ("lr", "lr-min")
 
 
 def test_recipes_are_darts() -> None:
