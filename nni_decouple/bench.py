@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .options import finite, need, need_seed, need_whole
 
 #: The method every ratio is taken against: NNI's own DARTS, unchanged.
 BASELINE = "darts"
@@ -230,10 +231,10 @@ class CostConfig:
 
     def validate(self) -> CostConfig:
         for name in ("layers", "channels", "nodes", "batch_size", "steps", "threads", "e2e_epochs", "rounds"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup must be at least 0, got {self.warmup}")
+            need_whole(name.replace("_", "-"), getattr(self, name), 1)
+        need_whole("warmup", self.warmup, 0)
+        need_seed(self.seed)
+        need(finite(self.timeout) and self.timeout > 0, "timeout", self.timeout, "a positive number of seconds")
         if self.e2e_train_limit < 2 * self.batch_size:
             raise ConfigError(f"--e2e-train-limit ({self.e2e_train_limit}) must hold at least two batches "
                               f"(2 x --batch-size = {2 * self.batch_size}): one for weights, one for the architecture")

@@ -39,7 +39,7 @@ from .bench import (
     run_job,
     set_threads,
 )
-from .errors import ConfigError
+from .options import finite, need, need_seed, need_whole
 
 #: Fields of every run (search or random) and of every summary; the test checks them.
 RUN_FIELDS = ("seed", "error", "genotype", "skip_connections", "skip_total", "skip_per_cell", "search_s",
@@ -79,12 +79,20 @@ class QualityConfig:
     timeout: float = 3600.0
 
     def validate(self) -> QualityConfig:
+        def flag(name: str) -> str:  # the supernet's options have a q- prefix (the cost benchmark has its own)
+            return f"q-{name}".replace("_", "-") if name in ("layers", "channels", "nodes", "batch_size") else \
+                name.replace("_", "-")
+
         for name in ("layers", "channels", "nodes", "batch_size", "search_epochs", "retrain_channels",
                      "retrain_epochs", "retrain_batch_size", "seeds", "threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--q-{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.random < 0:
-            raise ConfigError(f"--q-random must be at least 0, got {self.random}")
+            need_whole(flag(name), getattr(self, name), 1)
+        for name in ("search_train_limit", "retrain_layers", "retrain_train_limit"):
+            if getattr(self, name) is not None:
+                need_whole(flag(name), getattr(self, name), 1)
+        need_whole("random", self.random, 0)
+        need_seed(self.seed)
+        need(finite(self.retrain_lr) and self.retrain_lr > 0, "retrain-lr", self.retrain_lr, "a positive number")
+        need(finite(self.timeout) and self.timeout > 0, "timeout", self.timeout, "a positive number of seconds")
         return self
 
 

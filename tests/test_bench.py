@@ -146,3 +146,25 @@ def test_random_genotype_and_verdict() -> None:
     assert verdict({"acc_mean": 0.905}, rand).startswith("does not clearly beat random")
     assert verdict({"acc_mean": 0.85}, rand).startswith("does not beat random")
     assert verdict({"acc_mean": 0.90}, rand).startswith("does not beat random")
+
+
+@pytest.mark.parametrize("args, flag, what", [
+    (["--steps", "0"], "--steps", "at least 1"),
+    (["--timeout", "0"], "--timeout", "a positive number of seconds"),
+    (["--seed", "-3"], "--seed", "a whole number in 0..2**32-1"),
+    (["--quality", "--q-layers", "0"], "--q-layers", "at least 1"),
+    (["--quality", "--search-epochs", "0"], "--search-epochs", "at least 1"),
+    (["--quality", "--retrain-lr", "nan"], "--retrain-lr", "a positive number"),
+    (["--all", "--random", "-1"], "--random", "at least 0"),  # refused before the cost benchmark runs
+])
+def test_bad_options_are_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      args: list[str], flag: str, what: str) -> None:
+    from nni_decouple.cli import build_parser, main
+
+    bench = build_parser()._subparsers._group_actions[0].choices["bench"]
+    assert flag in {option for action in bench._actions for option in action.option_strings}
+    out = tmp_path / "results"
+    assert main(["bench", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"nni-decouple bench: error: {flag} must be {what}")
+    assert not out.exists()

@@ -148,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
     do_quality = args.quality or args.all
     if args.report_only:
         do_cost = do_quality = False
+    # Both before either runs: --all must not measure for an hour and then refuse a quality option.
+    if do_cost:
+        cost_config(args).validate()
+    if do_quality:
+        quality_config(args).validate()
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if do_cost:
         result = run_cost(cost_config(args), args.methods, not args.no_variants, log=log, command=command)
