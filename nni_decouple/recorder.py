@@ -167,6 +167,20 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` to the JSON-lines file ``path`` as one line.
+
+    A run killed mid-write leaves a last line without its newline; it is ended first, or the
+    resumed run's first record would be glued to it and lost with it (:func:`read_history` skips
+    the cut line).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as f:
+        end = f.seek(0, 2)
+        cut = end > 0 and (f.seek(end - 1), f.read(1))[1] != b"\n"
+        f.write((b"\n" if cut else b"") + json.dumps(record, separators=(",", ":")).encode() + b"\n")
+
+
 class ArchitectureRecorder(Callback):
     """Append a :func:`snapshot` to ``out/arch_history.jsonl`` before training and after every epoch,
     and log it to TensorBoard when the trainer has a TensorBoard logger (rank 0 only)."""
@@ -178,9 +192,7 @@ class ArchitectureRecorder(Callback):
         record = snapshot(pl_module, epoch)
         if not trainer.is_global_zero:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        append_record(self.path, record)
         self._tensorboard(trainer, pl_module, record)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:

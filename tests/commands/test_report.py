@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from nni_decouple.cli import main
-from nni_decouple.recorder import HISTORY_FILE, read_history
+from nni_decouple.recorder import HISTORY_FILE, append_record, read_history
 from nni_decouple.report import SECTIONS
 
 TINY = ["--epochs", "2", "--train-limit", "256", "--layers", "3", "--channels", "4", "--nodes", "2", "--no-progress"]
@@ -94,6 +94,11 @@ def test_resumed_history_keeps_the_last_record_of_an_epoch(tmp_path):
     lines = [{"epoch": 0, "v": "a"}, {"epoch": 1, "v": "b"}, {"epoch": 1, "v": "c"}]
     (tmp_path / HISTORY_FILE).write_text("\n".join(json.dumps(x) for x in lines) + '\n{"epoch": 2, "v"')
     assert [r["v"] for r in read_history(tmp_path)] == ["a", "c"]  # a line cut short by a kill is ignored
+    append_record(tmp_path / HISTORY_FILE, {"epoch": 2, "v": "d"})  # the resumed run's record survives the cut
+    append_record(tmp_path / HISTORY_FILE, {"epoch": 3, "v": "e"})
+    assert [r["v"] for r in read_history(tmp_path)] == ["a", "c", "d", "e"]
+    append_record(tmp_path / "new" / HISTORY_FILE, {"epoch": 0, "v": "f"})
+    assert (tmp_path / "new" / HISTORY_FILE).read_text() == '{"epoch":0,"v":"f"}\n'
 
 
 def test_tensorboard_has_the_architecture(runs):
