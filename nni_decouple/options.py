@@ -1,11 +1,16 @@
-"""Range checks for command-line and recipe options, shared by ``search`` and ``train``.
+"""Range checks for command-line and recipe options, shared by ``search``, ``train`` and ``bench``.
 
-Each failed check is a :class:`~nni_decouple.errors.ConfigError` that names the flag, the value
-and what it must be, raised before any data is read or any file is written.
+Two forms, both raised before any data is read or any file is written:
+
+- :func:`need` and friends check a parsed config (``SearchConfig.check``, ``Recipe.check``) and
+  raise a :class:`~nni_decouple.errors.ConfigError` naming the flag, the value and what it must be;
+- :class:`Bounded` is an argparse ``type=`` for a method's own numeric options, so that the flag
+  and the same key in a recipe are refused alike (NaN and infinity included).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from typing import Any
 
@@ -37,3 +42,52 @@ def need_whole(option: str, value: Any, least: int) -> None:
 
 def need_seed(value: Any) -> None:
     need(whole(value, 0) and value <= MAX_SEED, "seed", value, "a whole number in 0..2**32-1")
+
+
+class Bounded:
+    """An argparse ``type=``: a finite ``int`` or ``float`` within ``[low, high]`` (an end may be open)."""
+
+    def __init__(self, cast: type, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+        self.cast, self.low, self.high, self.low_open, self.high_open = cast, low, high, low_open, high_open
+        kind = "a whole number" if cast is int else "a number"
+        if low is not None and high is not None:
+            self.what = f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            self.what = f"{kind} {'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            self.what = f"{kind} {'<' if high_open else '<='} {high:g}"
+        else:
+            self.what = f"a finite {kind[2:]}"
+        self.__name__ = self.what  # argparse names the type in some of its messages
+
+    def accepts(self, value: Any) -> bool:
+        if not finite(value) or (self.cast is int and not isinstance(value, int)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __call__(self, text: str) -> Any:
+        try:
+            value = self.cast(text)
+        except (TypeError, ValueError):
+            value = None
+        if not self.accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {self.what}, got {text!r}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"Bounded({self.what})"
+
+
+POSITIVE = Bounded(float, 0, low_open=True)
+NON_NEGATIVE = Bounded(float, 0)
+FINITE = Bounded(float)
+PROBABILITY = Bounded(float, 0, 1)
+DROP_RATE = Bounded(float, 0, 1, high_open=True)
+
+
+def at_least(least: int) -> Bounded:
+    """A whole number of at least ``least`` (epochs, counts)."""
+    return Bounded(int, least)

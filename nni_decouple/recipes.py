@@ -102,6 +102,7 @@ def _scalar(parser: argparse.ArgumentParser, action: argparse.Action, value: Any
         converted = parser._get_value(action, str(value))  # the option's own type= conversion
         parser._check_value(action, converted)  # and its choices=
     except (argparse.ArgumentError, TypeError, ValueError):
-        kind = {int: "a whole number", float: "a number"}.get(action.type, "a valid value")  # type: ignore[call-overload]
+        kind = getattr(action.type, "what", None) or {int: "a whole number", float: "a number"}.get(
+            action.type, "a valid value")  # type: ignore[call-overload]
         raise refuse(f"one of {', '.join(map(str, action.choices))}" if action.choices else kind) from None
     return converted

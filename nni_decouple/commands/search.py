@@ -8,6 +8,7 @@ from dataclasses import fields
 
 from ..data import DATASETS
 from ..experiment import SearchConfig, is_rank_zero, run_search, skip_counts
+from ..options import NON_NEGATIVE, POSITIVE
 from ..strategies import get_method, load_all
 
 
@@ -39,8 +40,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", dest="learning_rate", type=float, default=d.learning_rate, help="weight SGD lr")
     g.add_argument("--lr-min", dest="learning_rate_min", type=float, default=d.learning_rate_min)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--arch-lr", type=float, default=3e-4, help="architecture Adam lr")
-    g.add_argument("--grad-clip", type=float, default=5.0, help="weight gradient clipping (norm)")
+    g.add_argument("--arch-lr", type=POSITIVE, default=3e-4, help="architecture Adam lr")
+    g.add_argument("--grad-clip", type=NON_NEGATIVE, default=5.0, help="weight gradient clipping (norm)")
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--devices", type=int, default=d.devices, help="processes (DDP; gloo on the CPU)")

@@ -16,6 +16,7 @@ import types
 import warnings
 from typing import Any
 
+from ..options import POSITIVE
 from ..search.schedules import unique
 from . import Method, register_method
 
@@ -55,8 +56,8 @@ def _gdarts(args: argparse.Namespace) -> GumbelDARTS:
 
 
 def _gumbel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tau-max", type=float, default=10.0, help="initial Gumbel temperature (GDAS: 10)")
-    parser.add_argument("--tau-min", type=float, default=0.1, help="final Gumbel temperature (GDAS: 0.1)")
+    parser.add_argument("--tau-max", type=POSITIVE, default=10.0, help="initial Gumbel temperature (GDAS: 10)")
+    parser.add_argument("--tau-min", type=POSITIVE, default=0.1, help="final Gumbel temperature (GDAS: 0.1)")
 
 
 register_method(Method("darts", "NNI's DARTS (first order), unchanged", _darts,

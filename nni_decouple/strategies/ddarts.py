@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..handcrafted import HANDCRAFTED, get_handcrafted
 from ..ops import resolve_ops
+from ..options import NON_NEGATIVE, PROBABILITY, at_least
 from ..search.schedules_percell import ABLATIONS, DEACTIVATIONS, PerCellModule
 from . import Method, register_method
 from .base import DecoupledStrategy
@@ -135,9 +136,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ablation", choices=ABLATIONS, default="exact",
                    help="marginal contributions: exact (n+1 forwards/step), fast (one cell per step, round robin), "
                         "none (FairDARTS loss only)")
-    g.add_argument("--w01", type=float, default=7.0, help="zero-one loss weight (paper 7; public code 9)")
-    g.add_argument("--wabl", type=float, default=0.5, help="ablation loss weight (paper 0.5; public code 0.7)")
-    g.add_argument("--threshold", type=float, default=0.85, help="derivation threshold on sigmoid(alpha)")
+    g.add_argument("--w01", type=NON_NEGATIVE, default=7.0, help="zero-one loss weight (paper 7; public code 9)")
+    g.add_argument("--wabl", type=NON_NEGATIVE, default=0.5, help="ablation loss weight (paper 0.5; public code 0.7)")
+    g.add_argument("--threshold", type=PROBABILITY, default=0.85, help="derivation threshold on sigmoid(alpha)")
     g.add_argument("--derive", choices=DERIVES, default="sparse",
                    help="sparse: top-2 inputs per node; edge: top-2 ops per edge (both >= threshold)")
     g.add_argument("--start", choices=STARTS, default="scratch",
@@ -146,8 +147,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --start: identical cells share one alpha and one optimizer")
     g.add_argument("--deactivate", choices=DEACTIVATIONS, default="zero",
                    help="'cell i removed' for the ablation: zero op weights, or uniform 0.5 (no preference)")
-    g.add_argument("--arch-lr-min", type=float, default=1e-3, help="final architecture lr of each cell's cosine")
-    g.add_argument("--warmup-epochs", type=int, default=None,
+    g.add_argument("--arch-lr-min", type=NON_NEGATIVE, default=1e-3, help="final architecture lr of each cell's cosine")
+    g.add_argument("--warmup-epochs", type=at_least(0), default=None,
                    help="weight-only epochs before the search (default: 5 with --start, else 0); part of --epochs")
     parser.set_defaults(arch_lr=3e-3)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..options import DROP_RATE, NON_NEGATIVE, PROBABILITY, at_least
 from ..search.edges_partial import partial_channel_edges
 from ..search.graph import CellGraph
 from ..search.weights_factorised import FactorisedWeights, SharedAlpha
@@ -78,10 +79,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", default="factorised",
                    help="factorised (DNAS' alpha/beta/gamma, L*C + L*Op + C*Op parameters) or unfactorised "
                         "(per-layer softmax alpha, L*C*Op: the paper's baseline); any registered op-weight name works")
-    g.add_argument("--partial-k", type=int, default=4, metavar="K",
+    g.add_argument("--partial-k", type=at_least(1), default=4, metavar="K",
                    help="PC-DARTS partial channels: 1/K of the channels go through the ops (1: all channels)")
-    g.add_argument("--skip-drop", type=float, default=0.2, help="dropout on skip connections during search")
-    g.add_argument("--w01", type=float, default=10.0, help="FairDARTS zero-one loss weight (0: off)")
+    g.add_argument("--skip-drop", type=DROP_RATE, default=0.2, help="dropout on skip connections during search")
+    g.add_argument("--w01", type=NON_NEGATIVE, default=10.0, help="FairDARTS zero-one loss weight (0: off)")
     g.add_argument("--zero-one", default="alpha,gamma",
                    help="comma-separated factors the zero-one loss acts on (sigmoid ones: alpha, gamma)")
     g.add_argument("--sigma-alpha", default="sigmoid", choices=["sigmoid", "softmax", "identity"])
@@ -94,8 +95,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--edge-norm", action="store_true", help="add PC-DARTS' edge normalisation (a topology)")
     g.add_argument("--derive", default="top2",
                    help="top2 (DARTS rule on psi) or threshold (FairDARTS: keep ops whose weight >= --threshold)")
-    g.add_argument("--threshold", type=float, default=0.85, help="op-weight threshold of --derive threshold")
-    g.add_argument("--warmup-epochs", type=int, default=0, help="epochs of weight training before arch updates")
+    g.add_argument("--threshold", type=PROBABILITY, default=0.85, help="op-weight threshold of --derive threshold")
+    g.add_argument("--warmup-epochs", type=at_least(0), default=0, help="epochs of weight training before arch updates")
 
 
 def _build(args: argparse.Namespace) -> DNAS:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..options import NON_NEGATIVE, POSITIVE
 from ..search.edges_nonzero import NonZeroMixedEdge
 from ..search.schedules_staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
 from . import Method, register_method
@@ -112,6 +113,14 @@ def parse_numbers(text: str | Sequence[Any] | None, count: int, cast: type, name
     return values
 
 
+def _adam_betas(text: str | Sequence[Any] | None, name: str) -> tuple[float, float] | None:
+    """Adam's two betas, each in [0, 1) (Adam itself would fail with a traceback at the first step)."""
+    betas = parse_numbers(text, 2, float, name)
+    if betas is not None and not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(f"{name} must be two numbers in [0, 1), got {text!r}")
+    return betas
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("DOTS")
     g.add_argument("--edges", choices=sorted(EDGES), default="two",
@@ -124,17 +133,17 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="epochs of op warm-up, op search, topology warm-up, topology search; must add up to "
                         "--epochs (default / auto: the published "
                         f"{','.join(map(str, PUBLISHED_STAGE_EPOCHS))} scaled to --epochs)")
-    g.add_argument("--t-max", type=float, default=10.0, help="initial topology temperature (10)")
-    g.add_argument("--t-min", type=float, default=0.02, help="final topology temperature (0.02)")
-    g.add_argument("--choice-scale", type=float, default=1e-3,
+    g.add_argument("--t-max", type=POSITIVE, default=10.0, help="initial topology temperature (10)")
+    g.add_argument("--t-min", type=POSITIVE, default=0.02, help="final topology temperature (0.02)")
+    g.add_argument("--choice-scale", type=POSITIVE, default=1e-3,
                    help="near-hard choice between survivors: softmax(a / (scale * T)) (1e-3)")
-    g.add_argument("--tau-max", type=float, default=10.0, help="initial Gumbel temperature of gdas (10)")
-    g.add_argument("--tau-min", type=float, default=0.1, help="final Gumbel temperature of gdas (0.1)")
+    g.add_argument("--tau-max", type=POSITIVE, default=10.0, help="initial Gumbel temperature of gdas (10)")
+    g.add_argument("--tau-min", type=POSITIVE, default=0.1, help="final Gumbel temperature of gdas (0.1)")
     g.add_argument("--gumbel-hard", action="store_true", help="gdas: straight-through one-hot samples")
     g.add_argument("--topology-warmup-data", choices=["train", "full"], default="train",
                    help="topology warm-up on the weight half (public code) or on both halves")
     g.add_argument("--arch-betas", default="0.5,0.999", help="op-search Adam betas (0.5,0.999)")
-    g.add_argument("--arch-weight-decay", type=float, default=1e-3, help="architecture Adam weight decay (1e-3)")
+    g.add_argument("--arch-weight-decay", type=NON_NEGATIVE, default=1e-3, help="architecture Adam weight decay (1e-3)")
     g.add_argument("--topology-betas", default="0.9,0.999", help="topology-search Adam betas (public code: 0.9,0.999)")
 
 
@@ -155,9 +164,9 @@ def _build(args: argparse.Namespace) -> DOTS:
     return DOTS(edges=args.edges, op_search=args.op_search, survivors=survivors, stage_epochs=stage_epochs,
                 t_max=args.t_max, t_min=args.t_min, choice_scale=args.choice_scale, tau_max=args.tau_max,
                 tau_min=args.tau_min, gumbel_hard=args.gumbel_hard, topology_warmup_data=args.topology_warmup_data,
-                arc_learning_rate=args.arch_lr, arc_betas=parse_numbers(args.arch_betas, 2, float, "--arch-betas"),
+                arc_learning_rate=args.arch_lr, arc_betas=_adam_betas(args.arch_betas, "--arch-betas"),
                 arc_weight_decay=args.arch_weight_decay,
-                topology_betas=parse_numbers(args.topology_betas, 2, float, "--topology-betas"),
+                topology_betas=_adam_betas(args.topology_betas, "--topology-betas"),
                 gradient_clip_val=args.grad_clip)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..ops import resolve_ops
+from ..options import FINITE, NON_NEGATIVE
 from ..search.schedules import BilevelModule
 from ..search.schedules_milenas import MiLeNASModule
 from . import Method, register_method
@@ -115,14 +116,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="output: each node picks the successors it feeds (default); input: its inputs (ablation)")
     g.add_argument("--edges", choices=["any", "two"], default="any",
                    help="any number of edges per node (stretchable, default) or exactly two (w/o SC)")
-    g.add_argument("--reg-lambda", type=float, default=10.0,
+    g.add_argument("--reg-lambda", type=NON_NEGATIVE, default=10.0,
                    help="weight of the passive-aggressive regulariser r(beta) (paper: 10; 0 turns it off)")
     g.add_argument("--empty-code", dest="include_empty", action=argparse.BooleanOptionalAction, default=True,
                    help="output/any: a node may feed no later node (the paper's 2^(N-i) codes; default on)")
     g.add_argument("--topology-scale", dest="scale", action=argparse.BooleanOptionalAction, default=True,
                    help="scale merged edge weights by Eq. 10 / Eq. 13 (default on)")
-    g.add_argument("--beta-init", type=float, default=1e-3, help="topology variables start at this * N(0, 1)")
-    g.add_argument("--milenas-lambda", type=float, default=1.0,
+    g.add_argument("--beta-init", type=FINITE, default=1e-3, help="topology variables start at this * N(0, 1)")
+    g.add_argument("--milenas-lambda", type=NON_NEGATIVE, default=1.0,
                    help="MiLeNAS: weight of grad L_train in the architecture gradient (1)")
     g.add_argument("--milenas-three-pass", dest="shared_forward", action="store_false",
                    help="MiLeNAS: evaluate L_train again for the weight step, as the public code (3 passes a step)")

@@ -140,3 +140,46 @@ def test_errors_print_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "node 3 has no input" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _numeric_options():
+    """(method, flag, action) for every numeric option of every ``search`` method."""
+    from nni_decouple.cli import build_parser
+
+    search = build_parser()._subparsers._group_actions[0].choices["search"]
+    methods = search._subparsers._group_actions[0].choices
+    return [(name, action.option_strings[0], action) for name, sub in sorted(methods.items())
+            for action in sub._actions if action.option_strings and action.type not in (None, str)]
+
+
+def test_every_numeric_option_is_range_checked():
+    """A numeric option is either a SearchConfig field (``SearchConfig.check``) or has a Bounded type,
+    so NaN, infinity or an out-of-range value never reaches a search."""
+    from dataclasses import fields
+
+    from nni_decouple.experiment import SearchConfig
+    from nni_decouple.options import Bounded
+
+    checked = {f.name for f in fields(SearchConfig)}
+    loose = [f"{method} {flag}" for method, flag, action in _numeric_options()
+             if action.dest not in checked and not isinstance(action.type, Bounded)]
+    assert not loose, loose
+
+
+@pytest.mark.parametrize("method, flag, action", [o for o in _numeric_options() if hasattr(o[2].type, "what")],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_out_of_range_method_options_are_refused_on_the_line_and_in_recipes(method, flag, action, tmp_path, capsys,
+                                                                            monkeypatch):
+    from nni_decouple import experiment
+
+    monkeypatch.setattr(experiment, "build_datasets", lambda *a, **k: pytest.fail("a search started"))
+    with pytest.raises(SystemExit) as done:
+        main(["search", method, flag, "nan", "--out", str(tmp_path / "run")])
+    assert done.value.code == 2
+    assert f"argument {flag}: must be {action.type.what}, got 'nan'" in capsys.readouterr().err
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"{flag[2:]}: .inf\n")
+    assert main(["search", method, "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag[2:] in err and action.type.what in err, err
+    assert not (tmp_path / "run").exists()
