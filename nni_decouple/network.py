@@ -263,9 +263,9 @@ class DartsNetwork(nn.Module):
         super().__init__()
         genotype = as_genotype(genotype)
         plan = plan_network(genotype, channels, layers, stem, stem_multiplier)
-        for name, value in (("num_classes", num_classes), ("in_chans", in_chans)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "num_classes" else 1):
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for name, value, least in (("num_classes", num_classes, 0), ("in_chans", in_chans, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
         if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
             raise ConfigError(f"drop_path_rate and drop_rate must be in [0, 1), got {drop_path_rate}, {drop_rate}")
         self.genotype = genotype

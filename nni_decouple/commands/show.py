@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import OutputExistsError
+from ..options import at_least
 from ._architecture import resolve
 
 
@@ -20,8 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output file: .png, .svg or .pdf")
     parser.add_argument("--cells", nargs="+", default=None, metavar="LABEL",
                         help="draw only these cells (normal, reduce, normal_3, reduce_5, ...)")
-    parser.add_argument("--columns", type=int, default=None, help="diagrams per row (default: 2, or 3 for many)")
-    parser.add_argument("--dpi", type=int, default=120, help="resolution of a png")
+    parser.add_argument("--columns", type=at_least(1), default=None,
+                        help="diagrams per row (default: 2, or 3 for many)")
+    parser.add_argument("--dpi", type=at_least(1), default=120, help="resolution of a png")
     parser.add_argument("--title", default=None, help="figure title (default: the architecture's name)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.set_defaults(func=run)

@@ -82,6 +82,8 @@ def test_export_a_genotype_file_registers_at_import(tmp_path: Path, home: Path) 
     (["export", "darts_v2", "--name", "Bad Name"], "not usable"),
     (["export", "no/such/run", "--name", "x1"], "neither a registered model"),
     (["export", "darts_v2", "--name", "x2", "--weights", "missing.pth"], "do not exist"),
+    (["export", "darts_v2", "--name", "x3", "--input-size", "-1"], "input_size must be an integer >= 1, got -1"),
+    (["export", "darts_v2", "--name", "x4", "--in-chans", "0"], "in_chans must be an integer >= 1, got 0"),
 ])
 def test_export_bad_input_is_one_line(argv: list[str], message: str, home: Path, capsys) -> None:
     assert main(argv) == 2

@@ -98,6 +98,14 @@ def test_errors_are_one_line(tmp_path, capsys, monkeypatch, args, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--dpi", "--columns"])
+def test_counts_below_one_are_refused(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as done:
+        main(["show", "darts_v2", "--out", str(tmp_path / "x.png"), flag, "0"])
+    assert done.value.code == 2 and f"argument {flag}: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_existing_out_needs_force(tmp_path, capsys):
     out = tmp_path / "x.png"
     out.write_bytes(b"keep")
