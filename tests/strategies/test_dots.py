@@ -56,6 +56,17 @@ def test_stage_epochs_must_add_up(capsys: pytest.CaptureFixture[str]) -> None:
     assert "add up to 4" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, value", [("--arch-betas", "2,3"), ("--topology-betas", "nan,0.9"),
+                                         ("--arch-betas", "0.5")])
+def test_adam_betas_are_checked_before_a_search(flag: str, value: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["search", "dots", "--epochs", "4", flag, value, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{flag} must be" in err and repr(value) in err
+    assert not out.exists()
+
+
 def test_method1_gdas_with_any_edges_prunes_to_one_op() -> None:
     strategy = DOTS(op_search="gdas", edges="any", tau_max=5.0)
     net = strategy.mutate_model(CellSpace(ops="darts", channels=4, layers=3, nodes=2, in_chans=1))
