@@ -39,6 +39,7 @@ from .blocks import STEMS, CellPreprocessor, make_stem
 from .errors import ConfigError, GenotypeError
 from .genotype import NUM_INPUTS, CellGenotype, Genotype, load_genotype
 from .ops import Identity, create_op
+from .options import whole
 
 __all__ = ["DartsNetwork", "Cell", "AuxiliaryHead", "NetworkPlan", "plan_network", "network_defaults", "as_genotype",
            "preset_names", "preset_genotype", "preset_info", "backbones_dir", "checkpoint_filter_fn"]
@@ -149,7 +150,7 @@ class NetworkPlan:
             raise ConfigError(f"unknown stem {stem!r}: use one of {', '.join(STEMS)}")
         for name, value, low in (("channels", channels, 2), ("layers", layers, 1),
                                  ("stem_multiplier", stem_multiplier, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not whole(value, low):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if channels % 2:
             raise ConfigError(f"channels must be even (reductions halve with two 1x1 convs), got {channels}")
@@ -264,7 +265,7 @@ class DartsNetwork(nn.Module):
         genotype = as_genotype(genotype)
         plan = plan_network(genotype, channels, layers, stem, stem_multiplier)
         for name, value, least in (("num_classes", num_classes, 0), ("in_chans", in_chans, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not whole(value, least):
                 raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
         if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
             raise ConfigError(f"drop_path_rate and drop_rate must be in [0, 1), got {drop_path_rate}, {drop_rate}")

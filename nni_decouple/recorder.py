@@ -27,6 +27,7 @@ skip connections as ``skip_connections/*``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,14 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     the cut line).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
     with path.open("a+b") as f:
-        end = f.seek(0, 2)
-        cut = end > 0 and (f.seek(end - 1), f.read(1))[1] != b"\n"
-        f.write((b"\n" if cut else b"") + json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        end = f.seek(0, os.SEEK_END)
+        if end > 0:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)
 
 
 class ArchitectureRecorder(Callback):

@@ -37,6 +37,7 @@ from .network import (
     preset_info,
     preset_names,
 )
+from .options import whole
 
 __all__ = ["PREFIX", "user_dir", "model_name_for", "register_genotype", "register_exports", "registered_exports",
            "preset_names", "preset_genotype", "preset_info", "network_config", "model_entry"]
@@ -78,7 +79,7 @@ def network_config(genotype: Genotype, *, stem: str = "cifar", channels: int | N
     """The ``meta.models`` entry of a backbone: the network to build, with DARTS' defaults filled in."""
     channels, layers = network_defaults(genotype, channels, layers, stem)
     plan_network(genotype, channels, layers, stem)  # validates the combination now, not at first use
-    if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1):
+    if input_size is not None and not whole(input_size, 1):
         raise ConfigError(f"input_size must be an integer >= 1, got {input_size!r}")
     entry: dict[str, Any] = {"stem": stem, "channels": channels, "layers": layers, "num_classes": num_classes,
                              "in_chans": in_chans, "input_size": input_size or (32 if stem == "cifar" else 224)}

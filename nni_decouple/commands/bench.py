@@ -148,14 +148,12 @@ def run(args: argparse.Namespace) -> int:
     do_quality = args.quality or args.all
     if args.report_only:
         do_cost = do_quality = False
-    # Both before either runs: --all must not measure for an hour and then refuse a quality option.
-    if do_cost:
-        cost_config(args).validate()
-    if do_quality:
-        quality_config(args).validate()
+    # Both checked before either runs: --all must not measure for an hour and then refuse a quality option.
+    cost = cost_config(args).validate() if do_cost else None
+    quality = quality_config(args).validate() if do_quality else None
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    if do_cost:
-        result = run_cost(cost_config(args), args.methods, not args.no_variants, log=log, command=command)
+    if cost is not None:
+        result = run_cost(cost, args.methods, not args.no_variants, log=log, command=command)
         path = atomic_write_json(out / (f"cost-{args.tag}.json" if args.tag else "cost.json"), result)
         print(cost_table(result))
         ref = reference_table(result)
@@ -165,10 +163,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nload average before/after: {result['environment']['load_average_before']} / "
               f"{result['environment']['load_average_after']}")
         print(f"written: {path}")
-    if do_quality:
+    if quality is not None:
         from ..bench_quality import quality_table, run_quality
 
-        result = run_quality(quality_config(args), args.methods, log=log, command=command)
+        result = run_quality(quality, args.methods, log=log, command=command)
         path = atomic_write_json(out / "quality.json", result)
         print(quality_table(result))
         print(f"\nload average before/after: {result['environment']['load_average_before']} / "
