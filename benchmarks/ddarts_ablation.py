@@ -36,8 +36,8 @@ warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", ca
 warnings.filterwarnings("ignore", message=".*threshold.*", category=UserWarning)
 
 from nni_decouple.data import build_datasets  # noqa: E402
-from nni_decouple.evaluator import SearchModule  # noqa: E402
-from nni_decouple.search.schedules_percell import PerCellModule  # noqa: E402
+from nni_decouple.runner.evaluator import SearchModule  # noqa: E402
+from nni_decouple.search.schedules.percell import PerCellModule  # noqa: E402
 from nni_decouple.spaces import CellSpace  # noqa: E402
 from nni_decouple.strategies.ddarts import DDARTS  # noqa: E402
 

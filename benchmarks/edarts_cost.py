@@ -35,8 +35,8 @@ import torch
 
 warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
 
-from nni_decouple.evaluator import SearchModule  # noqa: E402
-from nni_decouple.experiment import SearchConfig, run_search  # noqa: E402
+from nni_decouple.runner.evaluator import SearchModule  # noqa: E402
+from nni_decouple.runner.experiment import SearchConfig, run_search  # noqa: E402
 from nni_decouple.strategies.edarts import EDARTS  # noqa: E402
 
 with warnings.catch_warnings():

@@ -15,17 +15,19 @@ __version__ = "0.1.0"
 
 # name -> module that defines it (imported on first access, PEP 562)
 _LAZY = {
-    "Genotype": "genotype",
-    "CellGenotype": "genotype",
-    "load_genotype": "genotype",
-    "save_genotype": "genotype",
-    "parse_genotype_text": "genotype",
+    "Genotype": "models.genotype",
+    "CellGenotype": "models.genotype",
+    "load_genotype": "models.genotype",
+    "save_genotype": "models.genotype",
+    "parse_genotype_text": "models.genotype",
     "NNIDecoupleError": "errors",
     "CellSpace": "spaces.cell",
     "DecoupledStrategy": "strategies.base",
-    "SearchConfig": "experiment",
-    "run_search": "experiment",
+    "SearchConfig": "runner.experiment",
+    "run_search": "runner.experiment",
     "build_datasets": "data",
+    "build_evaluator": "runner.evaluator",
+    "build_trainer": "runner.evaluator",
     # method strategies (present as their issues land)
     "DOTS": "strategies.dots",
     "EDARTS": "strategies.edarts",
@@ -46,9 +48,9 @@ def __getattr__(name: str) -> Any:
 
 def _register_timm_models() -> None:
     try:
-        importlib.import_module(f"{__name__}.timm_models")
+        importlib.import_module(f"{__name__}.models.timm_models")
     except ModuleNotFoundError as e:  # the timm registration module is optional only while it is written
-        if e.name not in (f"{__name__}.timm_models", "timm"):
+        if e.name not in (f"{__name__}.models.timm_models", "timm"):
             raise
 
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if getattr(args, "recipe", None):
-            from .recipes import apply_recipe, load_recipe
+            from .runner.recipes import apply_recipe, load_recipe
 
             apply_recipe(args.subparser, load_recipe(args.recipe), args.method, args.recipe)
             args = parser.parse_args(argv)

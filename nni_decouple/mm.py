@@ -205,8 +205,8 @@ def _register_genotype_file(path: Path) -> str:
     import hashlib
     import json
 
-    from .genotype import load_genotype
-    from .timm_models import register_genotype
+    from .models.genotype import load_genotype
+    from .models.timm_models import register_genotype
 
     genotype = load_genotype(path)
     meta = genotype.meta

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nni_decouple.errors import GenotypeError
-from nni_decouple.genotype import parse_genotype_file_text, save_genotype
+from nni_decouple.models.genotype import parse_genotype_file_text, save_genotype
 
 DARTS = {
     "paper": "Hanxiao Liu, Karen Simonyan, Yiming Yang. DARTS: Differentiable Architecture Search. ICLR 2019.",

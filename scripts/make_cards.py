@@ -14,8 +14,8 @@ import time
 
 import timm
 
-from nni_decouple.cards import count_macs, count_params, model_card
-from nni_decouple.network import backbones_dir, preset_genotype, preset_info, preset_names
+from nni_decouple.models.cards import count_macs, count_params, model_card
+from nni_decouple.models.network import backbones_dir, preset_genotype, preset_info, preset_names
 
 
 def main(argv: list[str] | None = None) -> int:

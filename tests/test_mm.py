@@ -64,8 +64,8 @@ def test_out_indices_select_levels_and_prune_the_rest():
 def test_any_timm_model_and_genotype_file(tmp_path):
     from dataclasses import replace
 
-    from nni_decouple.genotype import save_genotype
-    from nni_decouple.network import preset_genotype
+    from nni_decouple.models.genotype import save_genotype
+    from nni_decouple.models.network import preset_genotype
 
     resnet = NNIDecoupleBackbone("resnet18", out_indices=(1, 2, 3, 4))
     assert resnet.channels == (64, 128, 256, 512) and resnet.strides == (4, 8, 16, 32)

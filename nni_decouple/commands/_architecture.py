@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, GenotypeError
-from ..genotype import Genotype, load_genotype
-from ..network import preset_genotype, preset_info, preset_names
-from ..timm_models import PREFIX, registered_exports
+from ..models.genotype import Genotype, load_genotype
+from ..models.network import preset_genotype, preset_info, preset_names
+from ..models.timm_models import PREFIX, registered_exports
 
 #: What a network for a dataset needs when nothing else says: classes, image channels and size, stem.
 #: (The same facts as ``nni_decouple.data``'s DatasetInfo, known here without loading the data.)

@@ -14,8 +14,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from ..bench import CostConfig
-from ..bench_quality import QualityConfig
+from ..bench.cost import CostConfig
+from ..bench.quality import QualityConfig
 from ..data import DATASETS
 from ..errors import ConfigError
 
@@ -131,7 +131,8 @@ def quality_config(args: argparse.Namespace) -> QualityConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import cost_table, discover, reference_table, run_cost
+    from ..bench.cost import cost_table, reference_table, run_cost
+    from ..bench.harness import discover
     from ..io import atomic_write_json
 
     out = Path(args.out)
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
               f"{result['environment']['load_average_after']}")
         print(f"written: {path}")
     if quality is not None:
-        from ..bench_quality import quality_table, run_quality
+        from ..bench.quality import quality_table, run_quality
 
         result = run_quality(quality, args.methods, log=log, command=command)
         path = atomic_write_json(out / "quality.json", result)
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
               f"{result['environment']['load_average_after']}")
         print(f"written: {path}")
     if args.write_results or args.report_only:
-        from ..bench_report import write_results
+        from ..bench.report import write_results
 
         if not out.is_dir():
             raise ConfigError(f"--out {str(out)!r} holds no benchmark results: run `nni-decouple bench --all` first")

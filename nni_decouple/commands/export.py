@@ -1,7 +1,7 @@
 """``nni-decouple export RUN_DIR_OR_GENOTYPE --name NAME [--weights CKPT]``: a search or training result
 becomes a named timm backbone.
 
-The export is written to the user backbone directory (:func:`nni_decouple.timm_models.user_dir`:
+The export is written to the user backbone directory (:func:`nni_decouple.models.timm_models.user_dir`:
 ``$NNI_DECOUPLE_HOME/backbones``, else ``~/.cache/nni-decouple/backbones``) as ``NAME.json`` (the
 genotype and its network), ``NAME.pth`` (the weights, when given or when the run directory has
 ``model.pth`` from ``nni-decouple train``) and ``NAME.md`` (its card). Importing ``nni_decouple``
@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from ..blocks import STEMS
-from ..cards import count_macs, count_params, model_card
 from ..errors import CheckpointError, ConfigError, OutputExistsError
 from ..io import atomic_write_text
-from ..network import DartsNetwork, checkpoint_filter_fn, preset_names
-from ..retrain import save_weights
-from ..timm_models import model_name_for, network_config, register_genotype, user_dir
+from ..models.blocks import STEMS
+from ..models.cards import count_macs, count_params, model_card
+from ..models.network import DartsNetwork, checkpoint_filter_fn, preset_names
+from ..models.timm_models import model_name_for, network_config, register_genotype, user_dir
+from ..runner.retrain import save_weights
 from ._architecture import Architecture, network_for, resolve
 
 
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
           f"{', with weights' if result['weights'] else ', no weights'}")
     print(f"written: {result['json']}, {result['md']}" + (f", {result['pth']}" if result["weights"] else ""))
     if args.dir:
-        print(f"register it with: nni_decouple.timm_models.register_exports({args.dir!r})")
+        print(f"register it with: nni_decouple.models.timm_models.register_exports({args.dir!r})")
     print("use it:")
     print("    import nni_decouple, timm")
     print(f"    model = timm.create_model({name!r}, pretrained={result['weights']})")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import OutputExistsError
-from ..genotype import load_genotype
 from ..io import atomic_write_text
+from ..models.genotype import load_genotype
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -24,14 +24,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def network_sizes(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Params and MACs (the package's counter, :mod:`nni_decouple.cards`) of the derived network as
+    """Params and MACs (the package's counter, :mod:`nni_decouple.models.cards`) of the derived network as
     searched (the search's channels and cells) and as evaluated (DARTS' evaluation network for the
     dataset, or the shape the method asks for)."""
     import json
 
-    from ..cards import count_macs, count_params
-    from ..network import DartsNetwork
-    from ..timm_models import network_config
+    from ..models.cards import count_macs, count_params
+    from ..models.network import DartsNetwork
+    from ..models.timm_models import network_config
 
     run_dir = Path(run_dir)
     arch = resolve(str(run_dir))
@@ -54,7 +54,7 @@ def network_sizes(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..viz.report import write_report
 
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report.html"

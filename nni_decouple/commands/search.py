@@ -7,8 +7,8 @@ import sys
 from dataclasses import fields
 
 from ..data import DATASETS
-from ..experiment import SearchConfig, is_rank_zero, run_search, skip_counts
 from ..options import NON_NEGATIVE, POSITIVE
+from ..runner.experiment import SearchConfig, is_rank_zero, run_search, skip_counts
 from ..strategies import get_method, load_all
 
 

@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagrams import save_diagram
+    from ..viz.diagrams import save_diagram
 
     out = Path(args.out)
     if out.exists() and not args.force:

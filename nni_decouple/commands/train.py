@@ -17,15 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..blocks import STEMS
 from ..data import DATASETS, build_datasets
 from ..errors import CheckpointError
-from ..genotype import Genotype
 from ..io import atomic_write_json, prepare_run_dir
-from ..network import DartsNetwork
+from ..models.blocks import STEMS
+from ..models.genotype import Genotype
+from ..models.network import DartsNetwork
+from ..models.timm_models import network_config
 from ..options import need_seed, need_whole
-from ..retrain import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS, retrain
-from ..timm_models import network_config
+from ..runner.retrain import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS, retrain
 from ._architecture import resolve
 
 _RECIPE_FLAGS = {flag.replace("-", "_"): field for field, flag in RECIPE_FLAGS.items()}  # argparse dest -> field

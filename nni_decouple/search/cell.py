@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..genotype import CellGenotype
+from ..models.genotype import CellGenotype
 from ..spaces.cell import CellSpec
 from .derive import Deriver
+from .edges import EdgeFactory, MixedEdge
 from .graph import CellGraph
 from .topology import Topology
 from .weights import OpWeights
@@ -31,45 +32,6 @@ with warnings.catch_warnings():
     from nni.nas.nn.pytorch import Cell
     from nni.nas.nn.pytorch.cell import preprocess_cell_inputs
     from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
-
-
-class MixedEdge(nn.Module):
-    """All candidate ops of one edge; ``forward(x, w) = sum_k w[k] * op_k(x)`` over the kept ops.
-
-    :meth:`prune` drops ops for good (their modules are freed), as DOTS' topology stage does.
-    """
-
-    def __init__(self, spec: CellSpec, source: int) -> None:
-        super().__init__()
-        self.ops = nn.ModuleList(spec.make_op(name, source) for name in spec.op_names)
-        self.kept: list[int] = list(range(len(spec.op_names)))
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = None
-        for k, op in zip(self.kept, self.ops, strict=True):
-            y = weights[k] * op(x)
-            out = y if out is None else out + y
-        return out  # type: ignore[return-value]
-
-    def prune(self, keep: list[int]) -> None:
-        """Keep only the ops whose indices (into the cell's op list) are in ``keep``."""
-        keep = sorted(keep)
-        position = {k: p for p, k in enumerate(self.kept)}
-        missing = [k for k in keep if k not in position]
-        if missing:
-            raise ValueError(f"cannot keep ops {missing}: they were pruned before")
-        self.ops = nn.ModuleList(self.ops[position[k]] for k in keep)
-        self.kept = keep
-
-    def get_extra_state(self) -> list[int]:
-        return list(self.kept)
-
-    def set_extra_state(self, state: list[int]) -> None:
-        if list(state) != self.kept:
-            self.prune(list(state))
-
-
-EdgeFactory = Callable[[CellSpec, int], nn.Module]
 
 
 class DecoupledCell(BaseSuperNetModule):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..genotype import NUM_INPUTS
+from ..models.genotype import NUM_INPUTS
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..blocks import CellPreprocessor, Stem, make_stem
 from ..errors import ConfigError
-from ..genotype import cell_label, reduction_layers
-from ..ops import create_op, resolve_ops
+from ..models.blocks import CellPreprocessor, Stem, make_stem
+from ..models.genotype import cell_label, reduction_layers
+from ..models.ops import create_op, resolve_ops
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..search import load_all as load_search_axes
-from ..search.cell import MixedEdge, cell_hook
+from ..search.cell import cell_hook
 from ..search.derive import derive_options as _derive_options
+from ..search.edges import MixedEdge
 from ..search.schedules import BilevelModule
 from ..search.topology import TOPOLOGIES
 from ..search.weights import WEIGHTS
@@ -25,7 +26,7 @@ with warnings.catch_warnings():
 
 
 class DecoupledStrategy(DARTS):
-    """One-shot strategy assembled from the axes of the package (see DESIGN: axes table)."""
+    """One-shot strategy assembled from the axes of the package (the axes: docs/architecture.md)."""
 
     schedule_cls: type[BilevelModule] = BilevelModule
 

@@ -1,7 +1,7 @@
 """Compose a search from one choice per axis: space x op weights x topology x schedule x derivation.
 
 Each of the five papers decouples one part of DARTS and says the idea carries over to other
-DARTS variants. The axes of DESIGN.md make that literal: :func:`compose` builds a
+DARTS variants. The axes (docs/architecture.md) make that literal: :func:`compose` builds a
 :class:`ComposedStrategy` from one registered entry per axis (``WEIGHTS``, ``TOPOLOGIES``,
 ``SCHEDULES``, ``DERIVES`` of :mod:`nni_decouple.search`, and :data:`SPACES` here), so e.g. a
 stretchable (output-edge) topology in a per-layer space, or eDARTS' sparse schedule under DOTS'
@@ -33,10 +33,10 @@ import yaml
 
 from ..errors import ConfigError
 from ..search import load_all as load_search_axes
-from ..search.cell import MixedEdge
 from ..search.derive import DERIVES
-from ..search.edges_nonzero import NonZeroMixedEdge
-from ..search.edges_partial import partial_channel_edges
+from ..search.edges import MixedEdge
+from ..search.edges.nonzero import NonZeroMixedEdge
+from ..search.edges.partial import partial_channel_edges
 from ..search.schedules import SCHEDULES
 from ..search.topology import TOPOLOGIES
 from ..search.weights import WEIGHTS

@@ -2,10 +2,10 @@
 
 One choice per axis: space without ``none`` (7 ops; the 12-op S_o for DARTOpti), one cell per
 layer; op weights ``ddarts`` (sigmoid(alpha), per cell, or started from a handcrafted network);
-no topology parameters; schedule :class:`~nni_decouple.search.schedules_percell.PerCellModule`
+no topology parameters; schedule :class:`~nni_decouple.search.schedules.percell.PerCellModule`
 (an optimizer, a cosine schedule and a loss L_T per cell, with the ablation loss); derivation
 ``sparse`` or ``edge`` at threshold 0.85. Algorithm 1 (deeper networks from the searched cells) is
-:func:`nni_decouple.deepen.deepen`.
+:func:`nni_decouple.models.deepen.deepen`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ..handcrafted import HANDCRAFTED, get_handcrafted
-from ..ops import resolve_ops
+from ..models.handcrafted import HANDCRAFTED, get_handcrafted
+from ..models.ops import resolve_ops
 from ..options import NON_NEGATIVE, PROBABILITY, at_least
-from ..search.schedules_percell import ABLATIONS, DEACTIVATIONS, PerCellModule
+from ..search.schedules.percell import ABLATIONS, DEACTIVATIONS, PerCellModule
 from . import Method, register_method
 from .base import DecoupledStrategy
 

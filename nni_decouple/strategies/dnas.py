@@ -2,8 +2,8 @@
 
 Global search: every layer has its own cell (``sharing='layer'``), and the ``L x C x Op``
 architecture tensor is factorised into ``alpha`` [C, Op] (shared), ``beta`` [L, C] and ``gamma``
-[L, Op] (:mod:`~nni_decouple.search.weights_factorised`). The search uses PC-DARTS' partial channel
-connections (K = 4, :mod:`~nni_decouple.search.edges_partial`), FairDARTS' zero-one loss (weight
+[L, Op] (:mod:`~nni_decouple.search.weights.factorised`). The search uses PC-DARTS' partial channel
+connections (K = 4, :mod:`~nni_decouple.search.edges.partial`), FairDARTS' zero-one loss (weight
 10), skip-connection drop 0.2, DARTS' first-order bilevel schedule and hyperparameters, and derives
 every layer's cell on its own ``psi[k]``. The paper's baseline (unfactorised per-layer DARTS
 weights, ``L*C*Op`` parameters, with or without partial channels) is ``weights='unfactorised'``.
@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..options import DROP_RATE, NON_NEGATIVE, PROBABILITY, at_least
-from ..search.edges_partial import partial_channel_edges
+from ..search.edges.partial import partial_channel_edges
 from ..search.graph import CellGraph
-from ..search.weights_factorised import FactorisedWeights, SharedAlpha
+from ..search.weights.factorised import FactorisedWeights, SharedAlpha
 from . import Method, register_method
 from .base import DecoupledStrategy
 

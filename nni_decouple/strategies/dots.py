@@ -1,10 +1,10 @@
 """DOTS (Gu et al., CVPR 2021): decoupled operation and topology search, as an NNI strategy.
 
-Axes (DESIGN.md): op weights ``survivors`` around an op search (``grouped`` softmax per op group:
+Axes (docs/architecture.md): op weights ``survivors`` around an op search (``grouped`` softmax per op group:
 the paper's Method 2; or DARTS ``softmax`` / GDAS ``gumbel``: Method 1), pruned to each edge's
 survivors for the topology stage and then a near-hard choice between them; topology
 ``input_pairs`` (two input edges per node, as published) or ``input_any`` (the paper's c_m sets);
-schedule :class:`~nni_decouple.search.schedules_staged.StagedModule` (op warm-up, op search,
+schedule :class:`~nni_decouple.search.schedules.staged.StagedModule` (op warm-up, op search,
 topology warm-up on a fresh pruned supernet, one-level topology search with annealing); derivation
 ``dots`` (argmax combination per node, argmax op per chosen edge, never ``none``).
 """
@@ -19,8 +19,8 @@ import torch
 
 from ..errors import ConfigError
 from ..options import NON_NEGATIVE, POSITIVE
-from ..search.edges_nonzero import NonZeroMixedEdge
-from ..search.schedules_staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
+from ..search.edges.nonzero import NonZeroMixedEdge
+from ..search.schedules.staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
 from . import Method, register_method
 from .base import DecoupledStrategy
 

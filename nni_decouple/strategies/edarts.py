@@ -2,13 +2,13 @@
 
 DARTS' first-order bilevel search made cheap: it searches on a seeded random subset of the
 training data, updates the architecture only now and then (the poster's "epoch update"), and can
-search the smaller split op sets SS1..SS8 (``--ops SS1``; :data:`nni_decouple.ops.OP_SETS`). Two
+search the smaller split op sets SS1..SS8 (``--ops SS1``; :data:`nni_decouple.models.ops.OP_SETS`). Two
 options give the poster's "fixed search path with more attention to important operations" as we
-read it: ``path`` (search the ops along a fixed cell topology, :mod:`..search.topology_path`) and
-``attention`` (a fixed log-prior on important ops, :mod:`..search.weights_prior`).
+read it: ``path`` (search the ops along a fixed cell topology, :mod:`..search.topology.path`) and
+``attention`` (a fixed log-prior on important ops, :mod:`..search.weights.prior`).
 
 Axes: op weights softmax (or softmax with prior); topology none (or a fixed path); schedule
-:class:`~nni_decouple.search.schedules_sparse.SparseBilevelModule`; derive top-2 (or the path).
+:class:`~nni_decouple.search.schedules.sparse.SparseBilevelModule`; derive top-2 (or the path).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader, SequentialSampler
 from ..data import EpochSeededSampler
 from ..data import subset as subset_dataset
 from ..errors import ConfigError
-from ..search.schedules_sparse import ArchUpdateEvery, LazyBatches, SparseBilevelModule, parse_update_every
-from ..search.topology_path import PATHS, PathSpec, parse_path
-from ..search.weights_prior import ATTENTION_PRESETS, parse_attention
+from ..search.schedules.sparse import ArchUpdateEvery, LazyBatches, SparseBilevelModule, parse_update_every
+from ..search.topology.path import PATHS, PathSpec, parse_path
+from ..search.weights.prior import ATTENTION_PRESETS, parse_attention
 from . import Method, register_method
 from .base import DecoupledStrategy
 
@@ -69,7 +69,7 @@ class EDARTS(DecoupledStrategy):
     ----------
     subset
         Fraction of each loader's data to search on (seeded; ``None``: all). With a subset set here,
-        :func:`~nni_decouple.experiment.run_search` does not apply ``SearchConfig.subset`` again.
+        :func:`~nni_decouple.runner.experiment.run_search` does not apply ``SearchConfig.subset`` again.
     balanced
         Equal share per class in the subset.
     seed

@@ -1,11 +1,11 @@
 """Stretchable Cells (Huang et al., AAAI 2022): explicit topology over output-edge combinations.
 
-Axes (DESIGN.md): op weights ``softmax`` (DARTS' alpha, no ``none`` op); topology ``output_any``
+Axes (docs/architecture.md): op weights ``softmax`` (DARTS' alpha, no ``none`` op); topology ``output_any``
 (binary codes over each node's successors, Eq. 11-13) or ``output_pairs`` (two output edges per
 node, Eq. 7-10), or for the paper's ablation ``input_pairs`` / ``input_any`` (Eq. 3-6); the
 passive-aggressive regulariser ``lambda * r(beta)`` (Eq. 14) on the architecture loss; schedule
 DARTS first order (:class:`~nni_decouple.search.schedules.BilevelModule`) or MiLeNAS mixed level
-(:class:`~nni_decouple.search.schedules_milenas.MiLeNASModule`); derivation ``stretchable`` (argmax
+(:class:`~nni_decouple.search.schedules.milenas.MiLeNASModule`); derivation ``stretchable`` (argmax
 code per node, nodes without inputs dropped). Search and evaluation use the same number of layers:
 the genotype's ``meta['eval_layers']`` records it.
 """
@@ -16,10 +16,10 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ..ops import resolve_ops
+from ..models.ops import resolve_ops
 from ..options import FINITE, NON_NEGATIVE
 from ..search.schedules import BilevelModule
-from ..search.schedules_milenas import MiLeNASModule
+from ..search.schedules.milenas import MiLeNASModule
 from . import Method, register_method
 from .base import DecoupledStrategy
 
@@ -64,7 +64,7 @@ class StretchableCells(DecoupledStrategy):
         MiLeNAS: architecture gradient ``lambda_val * grad L_val + lambda_train * grad L_train`` (1, 1).
     shared_forward
         MiLeNAS: one ``L_train`` pass serves the weight and the architecture gradient (see
-        :mod:`~nni_decouple.search.schedules_milenas`).
+        :mod:`~nni_decouple.search.schedules.milenas`).
     arc_learning_rate, arc_betas, arc_weight_decay
         Architecture Adam (DARTS / MiLeNAS: 3e-4, (0.5, 0.999), 1e-3).
     """

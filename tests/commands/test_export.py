@@ -10,10 +10,10 @@ import timm
 import torch
 
 from nni_decouple.cli import main
-from nni_decouple.genotype import load_genotype, save_genotype
-from nni_decouple.network import DartsNetwork, preset_genotype
-from nni_decouple.retrain import save_weights
-from nni_decouple.timm_models import registered_exports
+from nni_decouple.models.genotype import load_genotype, save_genotype
+from nni_decouple.models.network import DartsNetwork, preset_genotype
+from nni_decouple.models.timm_models import registered_exports
+from nni_decouple.runner.retrain import save_weights
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_export_a_genotype_file_registers_at_import(tmp_path: Path, home: Path) 
     path = tmp_path / "searched.json"
     save_genotype(replace(preset_genotype("nd_darts_v2"), meta={"dataset": "cifar100", "method": "darts"}), path)
     assert main(["export", str(path), "--name", "test_export_file", "--channels", "8", "--layers", "8"]) == 0
-    from nni_decouple.timm_models import register_exports
+    from nni_decouple.models.timm_models import register_exports
 
     assert "nd_test_export_file" in register_exports()  # what `import nni_decouple` does
     assert registered_exports()["nd_test_export_file"] == home / "test_export_file.json"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nni_decouple.cli import main
-from nni_decouple.genotype import Genotype, load_genotype, parse_genotype_text
+from nni_decouple.models.genotype import Genotype, load_genotype, parse_genotype_text
 
 TEXT = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)], normal_concat=[2], "
         "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])")

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from nni_decouple.cli import main
-from nni_decouple.recorder import HISTORY_FILE, append_record, read_history
-from nni_decouple.report import SECTIONS
+from nni_decouple.runner.recorder import HISTORY_FILE, append_record, read_history
+from nni_decouple.viz.report import SECTIONS
 
 TINY = ["--epochs", "2", "--train-limit", "256", "--layers", "3", "--channels", "4", "--nodes", "2", "--no-progress"]
 

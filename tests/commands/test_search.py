@@ -12,7 +12,7 @@ import torch
 from image_folder import make_image_folder
 
 from nni_decouple.cli import main
-from nni_decouple.genotype import load_genotype
+from nni_decouple.models.genotype import load_genotype
 
 TINY = ["--epochs", "1", "--train-limit", "64", "--layers", "3", "--channels", "4", "--nodes", "2",
         "--batch-size", "16", "--no-progress"]
@@ -157,8 +157,8 @@ def test_every_numeric_option_is_range_checked():
     so NaN, infinity or an out-of-range value never reaches a search."""
     from dataclasses import fields
 
-    from nni_decouple.experiment import SearchConfig
     from nni_decouple.options import Bounded
+    from nni_decouple.runner.experiment import SearchConfig
 
     checked = {f.name for f in fields(SearchConfig)}
     loose = [f"{method} {flag}" for method, flag, action in _numeric_options()

@@ -1,4 +1,4 @@
-"""``nni-decouple show`` and :mod:`nni_decouple.diagrams`: paper-style cell diagrams as png, svg and pdf."""
+"""``nni-decouple show`` and :mod:`nni_decouple.viz.diagrams`: paper-style cell diagrams as png, svg and pdf."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from nni_decouple.cli import main
-from nni_decouple.diagrams import draw_cell, layout, pyplot, ranks
-from nni_decouple.genotype import CellGenotype, Genotype, load_genotype, save_genotype
+from nni_decouple.models.genotype import CellGenotype, Genotype, load_genotype, save_genotype
+from nni_decouple.viz.diagrams import draw_cell, layout, pyplot, ranks
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import torch
 from nni_decouple.cli import main
 from nni_decouple.data import build_datasets
 from nni_decouple.errors import CheckpointError
-from nni_decouple.genotype import load_genotype
-from nni_decouple.network import DartsNetwork
-from nni_decouple.retrain import RECIPES, RetrainModule, check_checkpoint_fits, cutout
+from nni_decouple.models.genotype import load_genotype
+from nni_decouple.models.network import DartsNetwork
+from nni_decouple.runner.retrain import RECIPES, RetrainModule, check_checkpoint_fits, cutout
 
 TINY = ["--dataset", "mnist5k", "--train-limit", "1500", "--epochs", "3", "--batch-size", "32", "--lr", "0.05",
         "--channels", "8", "--layers", "5", "--cutout", "8", "--drop-path", "0.1", "--no-progress"]
@@ -121,7 +121,7 @@ def test_train_bad_input_is_one_line_and_leaves_nothing(argv: list[str], message
 def test_recipe_errors_name_flags_that_exist() -> None:
     """Every Recipe field is named in errors by a flag ``train`` has (the learning rates: --lr, --lr-min)."""
     from nni_decouple.cli import build_parser
-    from nni_decouple.retrain import RECIPE_FLAGS
+    from nni_decouple.runner.retrain import RECIPE_FLAGS
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     flags = {option for action in train._actions for option in action.option_strings}

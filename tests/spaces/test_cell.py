@@ -10,8 +10,8 @@ from nni.nas.strategy import DARTS, GumbelDARTS
 from torch.utils.data import TensorDataset
 
 from nni_decouple.errors import ConfigError
-from nni_decouple.evaluator import build_evaluator, build_trainer
-from nni_decouple.genotype import Genotype
+from nni_decouple.models.genotype import Genotype
+from nni_decouple.runner.evaluator import build_evaluator, build_trainer
 from nni_decouple.spaces import CellSpace
 
 

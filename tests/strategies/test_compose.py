@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nni_decouple.cli import main
 from nni_decouple.errors import ConfigError
-from nni_decouple.evaluator import SearchModule
-from nni_decouple.genotype import Genotype
-from nni_decouple.network import DartsNetwork
+from nni_decouple.models.genotype import Genotype
+from nni_decouple.models.network import DartsNetwork
+from nni_decouple.runner.evaluator import SearchModule
 from nni_decouple.search.schedules import SCHEDULES
 from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies.base import DecoupledStrategy

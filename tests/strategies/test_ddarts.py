@@ -12,9 +12,9 @@ import torch
 from nni_decouple.cli import main
 from nni_decouple.commands.search import add_common_arguments
 from nni_decouple.errors import ConfigError
-from nni_decouple.genotype import load_genotype
-from nni_decouple.ops import S_O_OPS
-from nni_decouple.recipes import apply_recipe, load_recipe
+from nni_decouple.models.genotype import load_genotype
+from nni_decouple.models.ops import S_O_OPS
+from nni_decouple.runner.recipes import apply_recipe, load_recipe
 from nni_decouple.strategies import get_method
 from nni_decouple.strategies.ddarts import DDARTS
 

@@ -10,9 +10,9 @@ import torch
 
 from nni_decouple.cli import main
 from nni_decouple.errors import ConfigError
-from nni_decouple.genotype import load_genotype
-from nni_decouple.recipes import load_recipe
-from nni_decouple.search.edges_partial import PartialChannelEdge
+from nni_decouple.models.genotype import load_genotype
+from nni_decouple.runner.recipes import load_recipe
+from nni_decouple.search.edges.partial import PartialChannelEdge
 from nni_decouple.strategies import get_method
 from nni_decouple.strategies.dnas import DNAS
 
@@ -45,7 +45,7 @@ def test_cli_search_derives_one_cell_per_layer(run_dir: Path) -> None:
 def test_derived_network_is_a_timm_model(run_dir: Path) -> None:
     import timm
 
-    from nni_decouple.timm_models import register_genotype
+    from nni_decouple.models.timm_models import register_genotype
 
     genotype = load_genotype(run_dir / "genotype.json")
     name = register_genotype("test_dnas_search", genotype, channels=8, num_classes=10, in_chans=1, input_size=28,

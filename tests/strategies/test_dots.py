@@ -10,11 +10,11 @@ import torch
 
 from nni_decouple.cli import build_parser, main
 from nni_decouple.errors import ConfigError
-from nni_decouple.evaluator import SearchModule
-from nni_decouple.genotype import load_genotype
-from nni_decouple.recipes import apply_recipe, load_recipe
+from nni_decouple.models.genotype import load_genotype
+from nni_decouple.runner.evaluator import SearchModule
+from nni_decouple.runner.recipes import apply_recipe, load_recipe
 from nni_decouple.search.cell import DecoupledCell
-from nni_decouple.search.weights_gumbel import GumbelSoftmaxWeights
+from nni_decouple.search.weights.gumbel import GumbelSoftmaxWeights
 from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies.dots import DOTS
 
@@ -42,7 +42,7 @@ def test_cli_search_runs_every_stage_and_derives_pairs_without_none(run_dir: Pat
 
 
 def test_derived_genotype_builds_into_a_network(run_dir: Path) -> None:
-    from nni_decouple.network import DartsNetwork
+    from nni_decouple.models.network import DartsNetwork
 
     model = DartsNetwork(load_genotype(run_dir / "genotype.json"), channels=4, layers=3, num_classes=10,
                          in_chans=1).eval()

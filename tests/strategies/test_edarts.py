@@ -13,9 +13,9 @@ from torch.utils.data import TensorDataset
 
 from nni_decouple.cli import main
 from nni_decouple.errors import ConfigError
-from nni_decouple.genotype import Genotype
-from nni_decouple.ops import resolve_ops
-from nni_decouple.search.schedules_sparse import LazyBatches, SparseBilevelModule
+from nni_decouple.models.genotype import Genotype
+from nni_decouple.models.ops import resolve_ops
+from nni_decouple.search.schedules.sparse import LazyBatches, SparseBilevelModule
 from nni_decouple.strategies.edarts import DEFAULT_SUBSET, EDARTS
 
 with warnings.catch_warnings():
@@ -93,7 +93,7 @@ def test_cli_rejects_a_bad_path_before_running(tmp_path: Path, capsys: pytest.Ca
 @pytest.mark.parametrize("recipe", ["edarts_cifar10.yaml", "edarts_cifar100.yaml"])
 def test_recipes(recipe: str) -> None:
     from nni_decouple.cli import build_parser
-    from nni_decouple.recipes import apply_recipe, load_recipe
+    from nni_decouple.runner.recipes import apply_recipe, load_recipe
 
     path = Path(__file__).resolve().parents[2] / "configs" / "search" / recipe
     parser = build_parser()

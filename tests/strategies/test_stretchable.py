@@ -11,14 +11,14 @@ import torch
 from nni_decouple.cli import main
 from nni_decouple.commands.search import add_common_arguments
 from nni_decouple.errors import ConfigError
-from nni_decouple.genotype import load_genotype
-from nni_decouple.network import DartsNetwork
-from nni_decouple.recipes import apply_recipe, load_recipe
+from nni_decouple.models.genotype import load_genotype
+from nni_decouple.models.network import DartsNetwork
+from nni_decouple.runner.recipes import apply_recipe, load_recipe
 from nni_decouple.search.cell import DecoupledCell
 from nni_decouple.search.schedules import BilevelModule
-from nni_decouple.search.schedules_milenas import MiLeNASModule
-from nni_decouple.search.topology_input import InputCombinationTopology
-from nni_decouple.search.topology_output import OutputTopology, num_topology_parameters
+from nni_decouple.search.schedules.milenas import MiLeNASModule
+from nni_decouple.search.topology.input import InputCombinationTopology
+from nni_decouple.search.topology.output import OutputTopology, num_topology_parameters
 from nni_decouple.spaces import CellSpace
 from nni_decouple.strategies import get_method
 from nni_decouple.strategies.stretchable import StretchableCells

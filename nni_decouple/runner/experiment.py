@@ -1,0 +1,263 @@
+"""Run one search end to end: data, space, evaluator, NNI experiment, exported genotype.
+
+This is what ``nni-decouple search METHOD`` does; :func:`run_search` is the same from Python.
+A run directory holds ``config.json`` (the options, for ``--resume``), ``genotype.json``,
+``arch_probs.json`` (final architecture weights and skip-connection counts), ``arch_history.jsonl``
+(the architecture weights, schedule and derived cells after every epoch: :mod:`.recorder`), Lightning
+checkpoints (``checkpoints/last.ckpt``), CSV logs (``logs/metrics.csv``) and TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning import Callback
+
+from ..data import EpochSeededSampler, bilevel_split, build_datasets, subset
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_json, prepare_run_dir
+from ..models.genotype import Genotype
+from ..options import finite, need, need_seed, need_whole
+from ..spaces import CellSpace
+from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
+from .evaluator import build_evaluator, build_trainer
+from .recorder import ArchitectureRecorder
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+    from nni.nas.evaluator.pytorch import DataLoader
+    from nni.nas.experiment import NasExperiment
+    from nni.nas.experiment.config import NasExperimentConfig
+
+_logger = logging.getLogger(__name__)
+
+#: What a search writes into its run directory (``--force`` replaces these, and only these).
+RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
+               "tensorboard", "nni")
+
+
+@dataclass
+class SearchConfig:
+    """Options every method shares (the CLI's common flags)."""
+
+    method: str = "darts"
+    dataset: str = "mnist5k"
+    data_root: str | None = None
+    epochs: int = 10
+    layers: int = 5
+    channels: int = 8
+    nodes: int = 4
+    ops: str | None = None  # None: the method's default op set
+    sharing: str | None = None  # None: the method's default
+    batch_size: int = 64
+    train_limit: int | None = None
+    subset: float | None = None  # search on a seeded random fraction of the training images (eDARTS)
+    subset_balanced: bool = False  # ... with an equal share per class
+    train_portion: float = 0.5
+    learning_rate: float = 0.025
+    learning_rate_min: float = 0.001
+    weight_decay: float = 3e-4
+    seed: int = 0
+    devices: int = 1
+    num_workers: int = 0
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> SearchConfig:
+        """Refuse values no search can run with, before anything is loaded or written."""
+        for option, least in (("epochs", 1), ("batch_size", 1), ("layers", 1), ("channels", 1), ("nodes", 1),
+                              ("devices", 1), ("num_workers", 0)):
+            need_whole(option.replace("_", "-"), getattr(self, option), least)
+        if self.train_limit is not None:
+            need_whole("train-limit", self.train_limit, 1)
+        need_seed(self.seed)
+        need(self.subset is None or (finite(self.subset) and 0 < self.subset <= 1), "subset", self.subset,
+             "a fraction in (0, 1]")
+        need(finite(self.train_portion) and 0 < self.train_portion < 1, "train-portion", self.train_portion,
+             "a fraction in (0, 1)")
+        for option, value in (("lr", self.learning_rate), ("lr-min", self.learning_rate_min),
+                              ("weight-decay", self.weight_decay)):
+            need(finite(value) and value >= 0, option, value, "a finite number >= 0")
+        need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
+        return self
+
+
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    arch: dict[str, Any]
+    probs: dict[str, Any]
+    out: Path | None
+    seconds: float
+
+
+def build_space(config: SearchConfig, num_classes: int, in_chans: int, stem: str = "cifar",
+                defaults: dict[str, Any] | None = None) -> CellSpace:
+    defaults = defaults or {}
+    return CellSpace(ops=config.ops or defaults.get("ops", "darts"), channels=config.channels, layers=config.layers,
+                     nodes=config.nodes, num_classes=num_classes, in_chans=in_chans,
+                     sharing=config.sharing or defaults.get("sharing", "type"), stem=stem,  # type: ignore[arg-type]
+                     reductions=defaults.get("reductions"))
+
+
+def skip_counts(genotype: Genotype) -> dict[str, int]:
+    """Skip connections per derived cell: the quantity DARTS is known to inflate."""
+    return genotype.count("skip_connect")
+
+
+class SkipConnectionLogger(Callback):
+    """Log the skip connections of the currently derived cells after every epoch, for any method
+    (metrics ``skip_connections/<cell label>`` and one log line), to watch DARTS' skip bias grow."""
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        with torch.no_grad():
+            counts = skip_counts(Genotype.from_arch(pl_module.export()))
+        for label, n in counts.items():
+            pl_module.log(f"skip_connections/{label}", float(n), on_step=False, on_epoch=True)
+        if trainer.global_rank == 0:
+            _logger.info("epoch %d: skip connections %s", trainer.current_epoch, counts)
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is DDP rank 0 (or not distributed). Lightning's launcher sets the
+    ranks in the environment of the processes it starts."""
+    return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Options (but the number of epochs, which a resume may extend) that differ between two runs."""
+    return [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+
+
+def _check_resume(out: Path, config: SearchConfig) -> Path:
+    """The checkpoint to resume from, after checking that it is this run's (same options) and readable."""
+    saved_path = out / "config.json"
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if saved_path.is_file() and not ckpt.is_file():
+        raise CheckpointError(f"--resume: the run in {str(out)!r} stopped before its first checkpoint (written at the "
+                              f"end of every epoch), so there is nothing to resume: start it again with --force")
+    if not saved_path.is_file() or not ckpt.is_file():
+        raise CheckpointError(f"{str(out)!r} has no config.json and checkpoints/last.ckpt to resume from: "
+                              f"start a new run with another --out")
+    current = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{str(saved_path)!r} is not readable JSON ({e}): restore it from the run's "
+                              f"checkpoint or start a new run with another --out") from None
+    diff = _changed(saved, current) if isinstance(saved, dict) else ["config.json is not a mapping"]
+    if diff:
+        raise CheckpointError(
+            f"--resume: the run in {str(out)!r} used different options ({', '.join(diff)}); "
+            f"resume with the same options (see its config.json) or start a new run"
+        )
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for a truncated or foreign file
+        raise CheckpointError(f"--resume: {str(ckpt)!r} cannot be read ({type(e).__name__}): it is truncated or not "
+                              f"a checkpoint; resume from a good copy of it or start a new run") from None
+    stamp = state.get(ConfigStamp.KEY) if isinstance(state, dict) else None
+    if not isinstance(stamp, dict) or "state_dict" not in state:
+        raise CheckpointError(f"--resume: {str(ckpt)!r} was not written by 'nni-decouple search' (it records no "
+                              f"search options): resume from this run's own checkpoint or start a new run")
+    diff = _changed(stamp, current)
+    if diff:
+        raise CheckpointError(
+            f"--resume: {str(ckpt)!r} is from another search ({', '.join(f'{k}={stamp.get(k)!r}' for k in diff)}) "
+            f"than this run's config.json; put this run's own last.ckpt back or start a new run"
+        )
+    return ckpt
+
+
+def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = None, *, resume: bool = False,
+               force: bool = False, progress_bar: bool = True, space_defaults: dict[str, Any] | None = None,
+               callbacks: Sequence[Any] = ()) -> SearchResult:
+    """Search with ``strategy`` under ``config``; write the run to ``out`` (when given).
+
+    With ``devices > 1`` Lightning's DDP re-runs the calling script once per extra rank; every
+    rank searches with all-reduced gradients and exports the same genotype, and only rank 0
+    writes files.
+    """
+    config.check()
+    refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
+    if config.devices > 1 and refusal:
+        raise ConfigError(refusal)
+    torch.manual_seed(config.seed)
+    train_set, _, info = build_datasets(config.dataset, config.data_root, config.train_limit, config.seed)
+    # A strategy that subsets its own loaders (a non-None ``strategy.subset``, as eDARTS') gets all the data.
+    if config.subset is not None and getattr(strategy, "subset", None) is None:
+        train_set = subset(train_set, config.subset, config.seed, config.subset_balanced)
+    weight_half, arch_half = bilevel_split(train_set, config.train_portion, config.seed)
+    loader_kwargs = dict(batch_size=config.batch_size, num_workers=config.num_workers, drop_last=False)
+    train_loader = DataLoader(weight_half, sampler=EpochSeededSampler(len(weight_half), config.seed), **loader_kwargs)
+    val_loader = DataLoader(arch_half, sampler=EpochSeededSampler(len(arch_half), config.seed + 1), **loader_kwargs)
+    space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
+
+    # Everything that can be wrong with the input (options, data, space) is checked above: only now
+    # is the run directory made, so that bad input leaves nothing behind.
+    if out is None:
+        out_dir = None
+    elif is_rank_zero():
+        out_dir = prepare_run_dir(out, resume=resume, force=force, outputs=RUN_OUTPUTS)
+    else:  # DDP ranks > 0 re-run this script after rank 0 has prepared the directory
+        out_dir = Path(out)
+    ckpt = _check_resume(out_dir, config) if (resume and out_dir is not None) else None
+
+    checkpoints = out_dir / "checkpoints" if out_dir is not None else None
+    recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
+    trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
+                            callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                       ConfigStamp(json.loads(json.dumps(config.to_dict()))),
+                                       *recorder, *callbacks])
+    evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
+                                learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
+                                max_epochs=config.epochs)
+    if ckpt is not None:
+        evaluator.fit_kwargs["ckpt_path"] = str(ckpt)
+    if out_dir is not None and is_rank_zero() and not resume:
+        atomic_write_json(out_dir / "config.json", config.to_dict())
+
+    exp_config = NasExperimentConfig.default(space, evaluator, strategy)
+    work = Path(out_dir / "nni") if out_dir is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple"
+    exp_config.experiment_working_directory = str(work)
+    experiment = NasExperiment(space, evaluator, strategy, exp_config)
+    started = time.perf_counter()
+    _quiet_nni()
+    experiment.run()
+    seconds = time.perf_counter() - started
+
+    module = strategy.oneshot_module
+    with torch.no_grad():
+        arch = module.export()
+        probs = module.export_probs()
+    meta = {"method": config.method, "dataset": config.dataset, "layers": config.layers,
+            "channels": config.channels, "nodes": config.nodes, "seed": config.seed}
+    # A strategy may add what the network needs from its search (e.g. Stretchable Cells' eval_layers).
+    meta.update(getattr(strategy, "genotype_meta", lambda _config: {})(config))
+    genotype = Genotype.from_arch(arch, meta=meta)
+    if out_dir is not None and is_rank_zero():
+        atomic_write_json(out_dir / "genotype.json", genotype.to_dict())
+        atomic_write_json(out_dir / "arch_probs.json", {
+            "method": config.method, "epochs": config.epochs, "search_seconds": round(seconds, 2),
+            "skip_connections": skip_counts(genotype), "arch": arch, "probs": probs,
+        })
+    return SearchResult(genotype, arch, probs, out_dir, seconds)
+
+
+def _quiet_nni() -> None:
+    """NNI logs a line per checkpoint and warns about training services the sequential engine
+    does not use; keep the console to Lightning's progress bar and our summary."""
+    for name in ("nni", "nni.nas", "nni.experiment", "nni.runtime"):
+        logging.getLogger(name).setLevel(logging.ERROR)
