@@ -170,7 +170,7 @@ def test_every_numeric_option_is_range_checked():
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_out_of_range_method_options_are_refused_on_the_line_and_in_recipes(method, flag, action, tmp_path, capsys,
                                                                             monkeypatch):
-    from nni_decouple import experiment
+    from nni_decouple.runner import experiment
 
     monkeypatch.setattr(experiment, "build_datasets", lambda *a, **k: pytest.fail("a search started"))
     with pytest.raises(SystemExit) as done:
