@@ -72,7 +72,7 @@ WRAP
   rm -rf "$BUILD"
 fi
 
-log "installing nni-decouple with all extras (mmcv from $WHEELDIR)"
+log "installing nni-decouple with all extras: mm, viz, enas (mmcv from $WHEELDIR)"
 "${PIP[@]}" install -q --find-links "$WHEELDIR" -e "$ROOT[all,dev]"
 echo "$WANT" > "$STAMP"
 log "done: $VENV"

@@ -8,17 +8,18 @@ logs, a progress bar) into NNI's ``Lightning`` evaluator.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+from ..nni_noise import importing_nni, quiet_nni_logs
+
+with importing_nni():
     import nni
     from nni.nas.evaluator.pytorch import Lightning, LightningModule, Trainer
+quiet_nni_logs()  # NNI's per-run training_service warning, by message (see nni_noise)
 
 
 @nni.trace
@@ -42,6 +43,12 @@ class SearchModule(LightningModule):
         loss = self.criterion(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
         train = stage == "train"
+        if not train and self.trainer.training:
+            # A validation step inside the training loop: NNI's ENAS takes its reward from it, read from
+            # the trainer's callback metrics right after this step, so log per step (not per epoch).
+            self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=False, on_step=True, sync_dist=True)
+            self.log(f"{stage}_acc", acc, prog_bar=True, on_epoch=False, on_step=True, sync_dist=True)
+            return loss
         self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=train, sync_dist=not train)
         self.log(f"{stage}_acc", acc, prog_bar=True, on_epoch=True, on_step=False, sync_dist=not train)
         return loss
@@ -51,6 +58,21 @@ class SearchModule(LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
+
+    # Multi-trial NNI strategies (Random, RegularizedEvolution, TPE, ...) train every sampled network
+    # with this module alone and rank them by what it reports: the validation accuracy, as NNI's own
+    # Classification module does. Inside a one-shot strategy the module is wrapped and reports nothing.
+    def _reports(self) -> bool:
+        return (self.trainer.lightning_module is self and nni.get_current_parameter() is not None
+                and "val_acc" in self.trainer.callback_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking and self._reports():
+            nni.report_intermediate_result(float(self.trainer.callback_metrics["val_acc"]))
+
+    def on_fit_end(self) -> None:
+        if self._reports():
+            nni.report_final_result(float(self.trainer.callback_metrics["val_acc"]))
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
@@ -88,6 +110,32 @@ def build_trainer(out: Path | None, max_epochs: int, *, devices: int = 1, accele
                    limit_val_batches=limit_val_batches, log_every_n_steps=1, **kwargs)
 
 
+@nni.trace  # NNI's evaluators must be traceable (NNI reads their arguments for mutables)
+class SearchEvaluator(Lightning):
+    """NNI's ``Lightning`` evaluator, with a new trainer for every network it trains.
+
+    NNI's sequential engine (multi-trial strategies in one process) evaluates every sampled network with
+    the same evaluator object; a Lightning trainer that has run ``max_epochs`` stops the next ``fit`` at
+    once, so every network after the first went untrained and unranked. The trainer is rebuilt from its
+    traced arguments instead. One-shot strategies train once and see no difference.
+    """
+
+    def evaluate(self, model: Any) -> Any:
+        if getattr(self, "_trained_one", False):
+            self.trainer = self.trainer.trace_copy().get()
+        self._trained_one = True
+        return super().evaluate(model)
+
+
 def build_evaluator(train_loader: Any, val_loader: Any, trainer: Trainer, **module_kwargs: Any) -> Lightning:
-    return Lightning(SearchModule(**module_kwargs), trainer, train_dataloaders=train_loader,
-                     val_dataloaders=val_loader)
+    """NNI's ``Lightning`` evaluator: a :class:`SearchModule` (``module_kwargs``) under ``trainer``.
+
+    The cosine schedule's length (``max_epochs``) is the trainer's unless given, so the learning rate
+    reaches ``learning_rate_min`` on the run's last epoch rather than climbing again after epoch 50.
+    """
+    if "max_epochs" not in module_kwargs:
+        epochs = getattr(trainer, "max_epochs", None)
+        if isinstance(epochs, int) and epochs > 0:
+            module_kwargs["max_epochs"] = epochs
+    return SearchEvaluator(SearchModule(**module_kwargs), trainer, train_dataloaders=train_loader,
+                           val_dataloaders=val_loader)

@@ -9,27 +9,36 @@ sharing: one label per cell type (``normal``/``reduce``, DARTS) or one per layer
 
 Each cell also carries a :class:`CellSpec` (``cell.spec``) so that this package's supermodules
 can rebuild its candidate ops (e.g. at a fraction of the channels for partial connections).
+
+Strides: in a reduction cell an op reading a cell input (0, 1) has stride 2 and one reading an
+intermediate node stride 1, so an op can only be built once its input is known. NNI builds the
+mutable cell before that (the factory gets ``input_index=None``; those ops serve the dry run, which
+reads input 0); every strategy then builds the ops it runs per input: ``Cell.freeze`` (multi-trial)
+with the chosen input, DARTS/GumbelDARTS and RandomOneShot/ENAS through their supernet cells, and
+Proxyless, which has none in NNI, through :class:`~nni_decouple.spaces.proxyless.ProxylessMixedCell`
+(registered by :meth:`CellSpace.extra_oneshot_hooks`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from ..data import DatasetInfo
 from ..errors import ConfigError
 from ..models.blocks import CellPreprocessor, Stem, make_stem
 from ..models.genotype import cell_label, reduction_layers
 from ..models.ops import create_op, resolve_ops
+from ..nni_noise import importing_nni, quiet_nni_logs
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+with importing_nni():
     from nni.nas.nn.pytorch import Cell, ModelSpace
+quiet_nni_logs()  # NNI's per-run training_service warning, by message (see nni_noise)
 
 Sharing = Literal["type", "layer"]
 
@@ -62,9 +71,26 @@ class CellPostprocessor(nn.Module):
 
 
 def _cell_op(node_index: int, op_index: int, input_index: int | None, *, name: str, spec: CellSpec) -> nn.Module:
-    # NNI calls the factory with input_index=None while building the mutable space; the
-    # reduction stride then applies, as every op must be able to take a cell input.
+    # input_index=None: NNI's mutable cell, before any input is chosen. Its dry run reads input 0 (a cell
+    # input); a strategy that runs these ops on other inputs must rebuild them per input (module doc).
     return spec.make_op(name, 0 if input_index is None else input_index)
+
+
+def _from_dataset(dataset: DatasetInfo | None, **given: int | None) -> tuple[int, int]:
+    """``num_classes`` and ``in_chans``: given, else the dataset's, else 10 and 3."""
+    if dataset is not None and not isinstance(dataset, DatasetInfo):
+        raise ConfigError(f"dataset must be the DatasetInfo that build_datasets returns (train, test, info), "
+                          f"got {type(dataset).__name__}")
+    values = []
+    for name, default in (("num_classes", 10), ("in_chans", 3)):
+        value = given[name]
+        if dataset is not None:
+            if value is not None and value != getattr(dataset, name):
+                raise ConfigError(f"{name}={value!r} contradicts dataset {dataset.name!r} "
+                                  f"({name}={getattr(dataset, name)}): leave {name} out")
+            value = getattr(dataset, name)
+        values.append(default if value is None else value)
+    return values[0], values[1]
 
 
 class CellSpace(ModelSpace):
@@ -85,13 +111,19 @@ class CellSpace(ModelSpace):
     reductions
         Layer indices of the reduction cells; ``None`` gives DARTS' ``L // 3`` and ``2L // 3``. Handcrafted
         layouts need others (D-DARTS' DARTOpti ResNets reduce at cells 1, 2 and 3).
+    num_classes, in_chans
+        Classifier outputs and image channels; default from ``dataset``, else 10 and 3.
+    dataset
+        The :class:`~nni_decouple.data.DatasetInfo` that :func:`~nni_decouple.data.build_datasets` returns:
+        gives ``num_classes`` and ``in_chans`` (a conflicting explicit value is a :class:`ConfigError`).
     """
 
     def __init__(self, ops: str | Sequence[str] = "darts", channels: int = 16, layers: int = 8, nodes: int = 4,
-                 num_classes: int = 10, in_chans: int = 3, sharing: Sharing = "type", stem: Stem = "cifar",
-                 ops_per_node: int = 2, stem_multiplier: int = 3, affine: bool = False,
-                 reductions: Sequence[int] | None = None) -> None:
+                 num_classes: int | None = None, in_chans: int | None = None, sharing: Sharing = "type",
+                 stem: Stem = "cifar", ops_per_node: int = 2, stem_multiplier: int = 3, affine: bool = False,
+                 reductions: Sequence[int] | None = None, dataset: DatasetInfo | None = None) -> None:
         super().__init__()
+        num_classes, in_chans = _from_dataset(dataset, num_classes=num_classes, in_chans=in_chans)
         op_names = tuple(resolve_ops(ops))
         if sharing not in ("type", "layer"):
             raise ConfigError(f"unknown sharing {sharing!r}: use 'type' (per cell type) or 'layer' (per layer)")
@@ -142,6 +174,15 @@ class CellSpace(ModelSpace):
             reduction_prev = reduction
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
+
+    def extra_oneshot_hooks(self, strategy: Any) -> list[Any]:
+        """NNI's hook for model-defined supernet modules: Proxyless gets a cell that builds every op for the
+        input it reads (NNI has no Proxyless cell; see :mod:`nni_decouple.spaces.proxyless`)."""
+        from nni.nas.strategy import Proxyless
+
+        from .proxyless import ProxylessMixedCell
+
+        return [ProxylessMixedCell.mutate] if isinstance(strategy, Proxyless) else []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stem_kind == "cifar":

@@ -7,22 +7,38 @@ parameters; the CLI's versions keep first-seen order instead.
 
 NNI's differentiable cell adds an implicit zero op to every edge, so these methods search the
 DARTS ops without ``none`` by default: the implicit zero plays its part.
+
+:class:`ENAS` is NNI's ENAS made to run under pytorch-lightning 2 (not a CLI method): NNI 3.0 feeds it
+the train and validation batches through one sequential loader and tells them apart by unpacking
+each batch as ``(data, "train" | "val")`` (pytorch-lightning 1.x) or ``(data, batch_idx,
+dataloader_idx)``; pytorch-lightning 2.6 hands ``training_step`` the bare batch ``[x, y]``, so
+``(data, mode) = [x, y]`` reads the labels as the mode and the step fails (``ValueError: too many
+values to unpack``). :class:`ModeTaggedLoader` tags each batch with its loader, which is the form
+NNI's step reads. Its reward is the validation accuracy that
+:class:`~nni_decouple.runner.evaluator.SearchModule` logs per step (``reward_metric_name="val_acc"``).
+
+:class:`TPE` is NNI's multi-trial TPE made to search a cell space: NNI hands its HPO tuner the space
+as a legacy search-space dict, which has no form for a cell's input choices (``CategoricalMultiple``
+with one input chosen: ``NotImplementedError: as_legacy_dict is not implemented ...``, also on NNI's
+own DARTS space); the tuner sees each as a plain choice of one input instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import types
-import warnings
 from typing import Any
 
+from ..nni_noise import importing_nni
 from ..options import POSITIVE
 from ..search.schedules import unique
 from . import Method, register_method
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
+with importing_nni():
+    from nni.mutable import Categorical, CategoricalMultiple
     from nni.nas.strategy import DARTS, GumbelDARTS
+    from nni.nas.strategy import ENAS as _NNIENAS
+    from nni.nas.strategy import TPE as _NNITPE
 
 
 def _ordered_arch_parameters(module: Any) -> list:
@@ -44,6 +60,78 @@ class ResumableDARTS(_OrderedArchParameters, DARTS):
 
 class ResumableGumbelDARTS(_OrderedArchParameters, GumbelDARTS):
     """NNI's GumbelDARTS with a deterministic architecture-parameter order."""
+
+
+class ModeTaggedLoader:
+    """Yield ``(batch, mode)`` for every batch of ``loader``: the pair NNI's ENAS step unpacks.
+
+    Everything else (``len``, ``sampler``, ``batch_size``, ...) is the wrapped loader's, so Lightning
+    sizes the epoch and sets the sampler's epoch as for the loader itself.
+    """
+
+    def __init__(self, loader: Any, mode: str) -> None:
+        self.loader, self.mode = loader, mode
+
+    def __iter__(self) -> Any:
+        return ((batch, self.mode) for batch in self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("loader", "mode"):  # not set yet (unpickling): no recursion into __getattr__
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+
+class ENAS(_NNIENAS):
+    """NNI's ENAS (RL controller over a path-sampling supernet), runnable under pytorch-lightning 2.
+
+    Same parameters as NNI's; ``reward_metric_name`` defaults to ``"val_acc"`` (the validation accuracy
+    of the sampled path on the validation batch, logged per step). Needs ``tianshou`` (the ``enas`` extra).
+    """
+
+    def __init__(self, *, reward_metric_name: str | None = "val_acc", **kwargs: Any) -> None:
+        super().__init__(reward_metric_name=reward_metric_name, **kwargs)
+
+    def train_dataloader(self, train_dataloader_fn: Any, val_dataloader_fn: Any) -> Any:
+        return super().train_dataloader(lambda: ModeTaggedLoader(train_dataloader_fn(), "train"),
+                                        lambda: ModeTaggedLoader(val_dataloader_fn(), "val"))
+
+
+class _OneInputAsChoice:
+    """The model space as NNI's HPO tuners can read it: one-of-n input choices become plain choices."""
+
+    def __init__(self, space: Any) -> None:
+        self.space = space
+        self.single = {label for label, m in space.simplify().items()
+                       if isinstance(m, CategoricalMultiple) and m.n_chosen == 1}
+
+    def simplify(self) -> dict[str, Any]:
+        return {label: Categorical(list(m.values), label=label) if label in self.single else m
+                for label, m in self.space.simplify().items()}
+
+    def freeze(self, sample: dict[str, Any]) -> Any:
+        return self.space.freeze({k: [v] if k in self.single else v for k, v in sample.items()})
+
+
+class TPE(_NNITPE):
+    """NNI's TPE strategy on a cell space (see the module doc); maximises the reported accuracy by default.
+
+    Arguments go to NNI's ``TpeTuner`` (whose own default, ``optimize_mode="minimize"``, would seek the
+    worst network when the metric is an accuracy).
+    """
+
+    def __init__(self, *args: Any, optimize_mode: str = "maximize", **kwargs: Any) -> None:
+        super().__init__(*args, optimize_mode=optimize_mode, **kwargs)
+
+    def _run(self) -> None:
+        space = self._model_space
+        self._model_space = _OneInputAsChoice(space)  # type: ignore[assignment]
+        try:
+            super()._run()
+        finally:
+            self._model_space = space
 
 
 def _darts(args: argparse.Namespace) -> DARTS:

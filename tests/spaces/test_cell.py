@@ -6,9 +6,10 @@ import pytest
 import torch
 from nni.nas.evaluator.pytorch import DataLoader
 from nni.nas.experiment import NasExperiment
-from nni.nas.strategy import DARTS, GumbelDARTS
+from nni.nas.strategy import DARTS, GumbelDARTS, Proxyless
 from torch.utils.data import TensorDataset
 
+from nni_decouple.data import DatasetInfo
 from nni_decouple.errors import ConfigError
 from nni_decouple.models.genotype import Genotype
 from nni_decouple.runner.evaluator import build_evaluator, build_trainer
@@ -61,3 +62,31 @@ def test_nni_strategies_search_the_space(strategy_cls, sharing):
 def test_bad_space_options(kwargs, message):
     with pytest.raises((ConfigError, ValueError), match=message):
         tiny_space(**kwargs)
+
+
+@pytest.mark.parametrize("sharing", ["type", "layer"])
+@pytest.mark.parametrize("stem, size", [("cifar", 8), ("imagenet", 32)])
+def test_proxyless_builds_every_op_for_the_input_it_reads(stem, size, sharing):
+    """NNI builds the mutable cell's ops before any input is chosen (input_index=None). Proxyless runs those
+    ops as built: in a reduction cell an op reading an intermediate node downsampled twice, and the node sum
+    (``stack expects each tensor to be equal size``) or the cell's concatenation (``Sizes of tensors must
+    match``) failed. Every node here reads the latest node it can."""
+    space = tiny_space(stem=stem, sharing=sharing, nodes=3)
+    Proxyless().mutate_model(space)
+    memo = {}
+    for label, mutable in space.simplify().items():
+        memo[label] = [max(mutable.values)] if "/input_" in label else mutable.values[-1]
+    for module in space.modules():
+        if hasattr(module, "resample") and module is not space:
+            module.resample(memo)
+    assert space(torch.randn(2, 1, size, size)).shape == (2, 10)
+
+
+def test_dataset_gives_channels_and_classes():
+    info = DatasetInfo("gray7", num_classes=7, in_chans=1, image_size=8)
+    space = CellSpace(ops="darts_no_none", channels=4, layers=3, nodes=2, dataset=info)
+    assert space(torch.randn(2, 1, 8, 8)).shape == (2, 7)
+    with pytest.raises(ConfigError, match="in_chans=3 contradicts dataset 'gray7'"):
+        CellSpace(channels=4, layers=3, nodes=2, in_chans=3, dataset=info)
+    with pytest.raises(ConfigError, match="DatasetInfo that build_datasets returns"):
+        CellSpace(channels=4, layers=3, nodes=2, dataset="mnist5k")
