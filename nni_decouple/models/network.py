@@ -421,7 +421,7 @@ def backbones_dir() -> Path:
             return path
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "backbones"
+    return Path(__file__).resolve().parents[2] / "backbones"
 
 
 @cache
