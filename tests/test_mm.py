@@ -356,8 +356,8 @@ def backbone_options(kind: str, exports: dict[str, Path]) -> list[str]:
     small = ["model.backbone.model_kwargs.channels=16", "model.backbone.model_kwargs.layers=5"]
     if kind == "imagenet":
         return ["model.backbone.model=nd_dots_imagenet", *small]
-    if kind == "dartopti":
-        return ["model.backbone.model=nd_dartopti_resnet18_sparse_c100_imagenet", *small]
+    if kind == "dartopti":  # a per-layer genotype: its 4 cells fix the depth, the width is free
+        return ["model.backbone.model=nd_dartopti_resnet18_sparse_c100_imagenet", small[0]]
     if kind == "gray-input":
         return [f"model.backbone.model={exports['gray']}", *GRAY_INPUT]
     return [f"model.backbone.model={exports[kind]}"]
