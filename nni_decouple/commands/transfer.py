@@ -311,7 +311,10 @@ def smoke_config(cfg: Any, size: tuple[int, int] = (128, 128), iters: int = SMOK
             continue
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
-        cfg[loader].batch_size = min(int(cfg[loader].get("batch_size", images)), images)
+        # Training: one batch of `images` per epoch (BatchNorm after pooling needs 2 per batch);
+        # validation and test keep the config's batch size, capped.
+        cfg[loader].batch_size = images if loader == "train_dataloader" else \
+            min(int(cfg[loader].get("batch_size", images)), images)
         for dataset in _innermost_datasets(cfg[loader].get("dataset")):
             dataset["indices"] = images
     train = cfg.get("train_cfg") or {}
