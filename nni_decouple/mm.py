@@ -38,8 +38,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .errors import CheckpointError, ConfigError
 
 __all__ = ["NNIDecoupleBackbone", "allow_mm_checkpoints", "create_feature_model", "backbone_channels",
-           "backbone_levels", "Levels", "BackboneLevels", "fit_to_backbone", "config_checkpoints", "check_checkpoints",
-           "DEFAULT_CHECKPOINT", "DEFAULT_CHECKPOINT_COMMAND", "state_dict_from_checkpoint", "match_state_dict"]
+           "backbone_levels", "Levels", "BackboneLevels", "fit_to_backbone", "init_params", "config_checkpoints",
+           "check_checkpoints", "DEFAULT_CHECKPOINT", "DEFAULT_CHECKPOINT_COMMAND", "state_dict_from_checkpoint",
+           "match_state_dict"]
 
 BACKBONE_TYPE = "NNIDecoupleBackbone"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
@@ -592,6 +593,8 @@ class _Fitter:
         try:
             return _trial(cls, part, levels)
         except Exception as e:  # what the neck itself refuses (mm's asserts), named with the levels
+            if isinstance(e, NotImplementedError) or "meta" in str(e).lower():
+                return None  # an op without a meta kernel (mmcv's CARAFE, DCN...): strides unknown, not wrong
             fields = ", ".join(f"{k}={part[k]!r}" for k in ("start_level", "end_level", "num_outs") if k in part)
             raise ConfigError(f"{key} ({part.get('type')}{', ' + fields if fields else ''}) cannot take the "
                               f"{levels.describe()} of {source}: {_first_line(e)}; set {key}'s fields to fit them, "

@@ -241,6 +241,14 @@ def test_fit_fills_in_channels_from_the_backbone():
     assert backbone_channels(dict(model="nd_dots_imagenet")) == (48, 192, 384, 768)
     levels = backbone_levels(dict(model="nd_dartopti_resnet18_sparse_c100_imagenet"))
     assert levels.out.strides == (2, 4, 8, 16) and levels.in_chans == 3
+    # Fields come from the classes' signatures, through **kwargs: FCOSHead's strides are AnchorFreeHead's.
+    from mmdet.models.dense_heads import FCOSHead
+    from mmseg.models.decode_heads import UPerHead
+
+    from nni_decouple.mm import init_params
+
+    assert init_params(FCOSHead)["strides"].default == (4, 8, 16, 32, 64)
+    assert {"in_channels", "in_index", "input_transform"} <= set(init_params(UPerHead))
 
 
 @pytest.fixture(scope="session")
