@@ -1,4 +1,5 @@
-"""Tiny COCO and Cityscapes datasets in their real on-disk layouts, and test-size mm configs.
+"""Tiny COCO and Cityscapes datasets in their real on-disk layouts (configs are made test-sized by
+``nni-decouple transfer --smoke``, :func:`nni_decouple.commands.transfer.smoke_config`).
 
 The datasets are drawn, not downloaded: a few images with rectangles of known classes, and the
 annotation files the mm loaders read, written the way the real ones are (COCO's instances json;
@@ -150,86 +151,6 @@ def make_cityscapes(root: Path, images: dict[str, int] | None = None, seed: int 
             })
         (root / "annotations" / f"instancesonly_filtered_gtFine_{split}.json").write_text(json.dumps(data))
     return root
-
-
-# ----------------------------------------------------------------------------- test-size configs
-def _walk_dicts(value: Any) -> Iterable[dict]:
-    if isinstance(value, dict):
-        yield value
-        for v in value.values():
-            yield from _walk_dicts(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _walk_dicts(v)
-
-
-def _scaled(scale: Any, w: int, h: int) -> Any:
-    """``(w, h)`` for one scale; a list of scales shrunk together so the largest becomes ``(w, h)``."""
-    if isinstance(scale, (list, tuple)) and scale and isinstance(scale[0], (list, tuple)):
-        f = min(w / max(s[0] for s in scale), h / max(s[1] for s in scale))
-        return [(round(s[0] * f), round(s[1] * f)) for s in scale]
-    return (w, h)
-
-
-WIDTH_KEYS = ("in_channels", "out_channels", "feat_channels", "channels", "conv_out_channels", "fc_out_channels")
-
-
-def _narrow(part: Any, factor: int, keep_in_channels: bool) -> None:
-    """Divide every width of a neck or head by ``factor``: they all derive from the same FPN / head
-    width, so dividing all of them keeps them consistent. ``in_channels`` fed by the backbone stay."""
-    for d in _walk_dicts(part):
-        for key in WIDTH_KEYS:
-            if key == "in_channels" and keep_in_channels and d is part:
-                continue
-            if isinstance(d.get(key), int) and d[key] >= 4 * factor:
-                d[key] //= factor
-
-
-def shrink(cfg: Any, size: tuple[int, int], iters: int = 2, narrow: int = 4) -> None:
-    """Make a shipped config test-sized in place: ``size`` (w, h) images, ``iters`` training
-    iterations then one validation pass, no worker processes, necks and heads ``narrow`` times
-    narrower."""
-    w, h = size
-    for d in _walk_dicts(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg):
-        kind = d.get("type")
-        if kind in ("Resize", "RandomResize") and "scale" in d:
-            d["scale"] = _scaled(d["scale"], w, h)
-        elif kind == "RandomCrop":
-            d["crop_size"] = (h, w)
-        elif kind == "RepeatDataset":
-            d["times"] = 1
-    if "size" in cfg.model.data_preprocessor:
-        cfg.model.data_preprocessor.size = (h, w)
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[loader].num_workers = 0
-        cfg[loader].persistent_workers = False
-    if cfg.train_cfg.get("type") == "IterBasedTrainLoop":
-        cfg.train_cfg.max_iters = iters
-        cfg.train_cfg.val_interval = iters
-        cfg.default_hooks.checkpoint.interval = iters
-    else:
-        cfg.train_cfg.max_epochs = 1
-    cfg.default_hooks.logger.interval = 1
-    model = cfg.model
-    if model.get("neck"):
-        _narrow(model.neck, narrow, keep_in_channels=True)
-    for key in [k for k in model if k.endswith("head")]:
-        heads = model[key] if isinstance(model[key], list) else [model[key]]
-        for head in heads:
-            # mmseg heads read backbone levels (in_index); mmdet heads read the (narrowed) neck.
-            _narrow(head, narrow, keep_in_channels="in_index" in head)
-    # After two iterations no score passes the default thresholds: keep every detection so the
-    # evaluators see some (and nms / RoIAlign run on real boxes), but fewer of them, as befits
-    # images of a few thousand pixels.
-    for part in ("train_cfg", "test_cfg"):
-        for d in _walk_dicts(cfg.model.get(part) or {}):
-            if "score_thr" in d:
-                d["score_thr"] = 0.0
-            for key, cap in (("nms_pre", 200), ("max_per_img", 20)):
-                if isinstance(d.get(key), int):
-                    d[key] = min(d[key], cap)
-            if isinstance(d.get("sampler"), dict) and isinstance(d["sampler"].get("num"), int):
-                d["sampler"]["num"] = min(d["sampler"]["num"], 64)
 
 
 # ----------------------------------------------------------------------------- shared, built once

@@ -4,21 +4,23 @@ trained for two iterations and validated through mmengine's Runner on tiny real-
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from mm_data import CITYSCAPES_SIZE, COCO_SIZE, make_cityscapes, make_coco, session_dir, shrink, train_backbone
+from mm_data import CITYSCAPES_SIZE, COCO_SIZE, make_cityscapes, make_coco, session_dir, train_backbone
 from torch import nn
 
 from nni_decouple.errors import CheckpointError, ConfigError
 from nni_decouple.mm import (
     NNIDecoupleBackbone,
     backbone_channels,
+    backbone_levels,
+    fit_to_backbone,
     match_state_dict,
     state_dict_from_checkpoint,
-    sync_in_channels,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,20 +225,30 @@ def test_mmcv_ops_match_torchvision():
 
 
 # ----------------------------------------------------------------------------- configs
-def test_sync_in_channels_follows_the_backbone():
+def test_fit_fills_in_channels_from_the_backbone():
     from mmengine.config import Config
 
     det = Config.fromfile(str(REPO / "configs/mmdet/retinanet_nd-dots-imagenet_fpn_1x_coco.py"))
-    assert sync_in_channels(det) == []  # the shipped numbers are the preset's
+    assert fit_to_backbone(det) == []  # the shipped numbers are the preset's
     det.model.backbone.model_kwargs = SMALL
-    assert sync_in_channels(det) == ["model.neck.in_channels: [48, 192, 384, 768] -> [16, 64, 128, 256]"]
+    assert fit_to_backbone(det) == ["model.neck.in_channels: [48, 192, 384, 768] -> [16, 64, 128, 256]"]
     seg = Config.fromfile(str(REPO / "configs/mmseg/deeplabv3_nd-dots-imagenet_4xb2-80k_cityscapes-512x1024.py"))
-    assert sync_in_channels(seg) == []
+    assert fit_to_backbone(seg) == []
     seg.model.backbone.model = "resnet18"
     seg.model.backbone.out_indices = (1, 2, 3, 4)
-    assert sync_in_channels(seg) == ["model.decode_head.in_channels: 768 -> 512",
-                                     "model.auxiliary_head.in_channels: 384 -> 256"]
+    assert fit_to_backbone(seg) == ["model.decode_head.in_channels: 768 -> 512",
+                                    "model.auxiliary_head.in_channels: 384 -> 256"]
     assert backbone_channels(dict(model="nd_dots_imagenet")) == (48, 192, 384, 768)
+    levels = backbone_levels(dict(model="nd_dartopti_resnet18_sparse_c100_imagenet"))
+    assert levels.out.strides == (2, 4, 8, 16) and levels.in_chans == 3
+    # Fields come from the classes' signatures, through **kwargs: FCOSHead's strides are AnchorFreeHead's.
+    from mmdet.models.dense_heads import FCOSHead
+    from mmseg.models.decode_heads import UPerHead
+
+    from nni_decouple.mm import init_params
+
+    assert init_params(FCOSHead)["strides"].default == (4, 8, 16, 32, 64)
+    assert {"in_channels", "in_index", "input_transform"} <= set(init_params(UPerHead))
 
 
 @pytest.fixture(scope="session")
@@ -269,11 +281,11 @@ def run_config(config: Path, data: dict[str, Path], work_dir: Path, **options):
 
     kind = Config.fromfile(str(config)).dataset_type
     cfg_options = {"model.backbone.init_cfg": None, "model.backbone.model_kwargs": SMALL, **options}
+    size = COCO_SIZE if kind == "CocoDataset" else CITYSCAPES_SIZE
     args = argparse.Namespace(config=str(config), work_dir=str(work_dir), data_root=str(data[kind]),
                               cfg_options=cfg_options, resume=None, test=None, amp=False,
-                              auto_scale_lr=False, launcher="none")
-    size = COCO_SIZE if kind == "CocoDataset" else CITYSCAPES_SIZE
-    return build_runner(args, adjust=lambda cfg: shrink(cfg, size))
+                              auto_scale_lr=False, launcher="none", smoke=True, smoke_size=size)
+    return build_runner(args)
 
 
 @pytest.mark.parametrize("config", MM_CONFIGS, ids=[c.stem for c in MM_CONFIGS])
@@ -290,3 +302,125 @@ def test_shipped_config_trains_and_evaluates(config, mm_data, tmp_path, monkeypa
         value = float(recorder.metrics[key])
         assert -1.0 <= value <= 100.0, (key, value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+# ----------------------------------------------------------------------------- upstream configs x backbones
+def upstream_config(scope: str, path: str) -> Path:
+    """A config as the installed mmdet / mmseg ship it (their ``.mim/configs``), not a copy."""
+    import importlib
+
+    found = Path(importlib.import_module(scope).__file__).parent / ".mim" / "configs" / path
+    assert found.is_file(), found
+    return found
+
+
+#: (scope, upstream config, dataset type): the detectors and segmentors the issue names.
+UPSTREAM = {
+    "retinanet": ("mmdet", "retinanet/retinanet_r50_fpn_1x_coco.py", "CocoDataset"),
+    "faster-rcnn": ("mmdet", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "CocoDataset"),
+    "fcos": ("mmdet", "fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py", "CocoDataset"),
+    "mask-rcnn": ("mmdet", "mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", "CocoDataset"),
+    "fcn": ("mmseg", "fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py", "CityscapesDataset"),
+    "deeplabv3": ("mmseg", "deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py", "CityscapesDataset"),
+    "upernet": ("mmseg", "upernet/upernet_r50_4xb2-40k_cityscapes-512x1024.py", "CityscapesDataset"),
+    "pspnet": ("mmseg", "pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py", "CityscapesDataset"),
+}
+
+#: What each backbone kind does in a detector / a segmentor: trains, or is refused with this phrase.
+#: ImageNet stem: strides 4-32, what both were designed for. CIFAR stem: 3 levels (strides 1, 2, 4), so
+#: the usual out_indices (0, 1, 2, 3) ask for a level it does not have. DARTOpti (stride-4 ImageNet
+#: stem): strides 2-16, which no FPN start level turns into a detector's 8-128; a segmentor's heads
+#: resize to the image and take them. One input channel: the configs feed RGB (three means).
+OUTCOME = {
+    ("mmdet", "imagenet"): None, ("mmseg", "imagenet"): None,
+    ("mmdet", "cifar"): "model.backbone.out_indices=(0, 1, 2, 3) asks for level 3",
+    ("mmseg", "cifar"): "model.backbone.out_indices=(0, 1, 2, 3) asks for level 3",
+    ("mmdet", "dartopti"): "expects features at strides", ("mmseg", "dartopti"): None,
+    ("mmdet", "gray"): "the backbone reads 1 input channel", ("mmseg", "gray"): "the backbone reads 1 input channel",
+    ("mmdet", "gray-input"): None,
+    # mmseg's training pipeline distorts colours (PhotoMetricDistortion): named, with the fix.
+    ("mmseg", "gray-input"): "PhotoMetricDistortion needs colour images",
+}
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    """Two small networks written by ``nni-decouple export`` as a user would: a CIFAR-stem one and a
+    one-channel ImageNet-stem one (an MNIST-like input)."""
+    from nni_decouple.cli import main
+
+    def build(path: Path) -> None:
+        source = str(REPO / "backbones" / "dots_c10.json")
+        common = ["--channels", "16", "--layers", "5", "--dir", str(path)]
+        assert main(["export", source, "--name", "small_cifar", "--stem", "cifar", *common]) == 0
+        assert main(["export", source, "--name", "small_gray", "--stem", "imagenet", "--in-chans", "1",
+                     *common]) == 0
+
+    path = session_dir(tmp_path_factory, "exports", build)
+    return {"cifar": path / "small_cifar.json", "gray": path / "small_gray.json"}
+
+
+def backbone_options(kind: str, exports: dict[str, Path]) -> list[str]:
+    small = ["model.backbone.model_kwargs.channels=16", "model.backbone.model_kwargs.layers=5"]
+    if kind == "imagenet":
+        return ["model.backbone.model=nd_dots_imagenet", *small]
+    if kind == "dartopti":  # a per-layer genotype: its 4 cells fix the depth, the width is free
+        return ["model.backbone.model=nd_dartopti_resnet18_sparse_c100_imagenet", small[0]]
+    if kind == "gray-input":
+        return [f"model.backbone.model={exports['gray']}", *GRAY_INPUT]
+    return [f"model.backbone.model={exports[kind]}"]
+
+
+def user_config(tmp_path: Path, scope: str, path: str) -> Path:
+    """What a user writes to put a searched backbone into an upstream config: inherit it, swap the backbone."""
+    config = tmp_path / f"my_{Path(path).name}"
+    pretrained = "pretrained=None, " if scope == "mmseg" else ""
+    config.write_text(
+        f"_base_ = ['{scope}::{path}']\n"
+        "custom_imports = dict(imports=['nni_decouple.mm'], allow_failed_imports=False)\n"
+        f"model = dict({pretrained}backbone=dict(_delete_=True, type='NNIDecoupleBackbone', model='nd_dots_imagenet', "
+        "out_indices=(0, 1, 2, 3), init_cfg=None))\n")
+    return config
+
+
+#: Where one channel can work: the user feeds grayscale (a one-value mean), transfer loads images so.
+GRAY_INPUT = ["model.data_preprocessor.mean=[123.675]", "model.data_preprocessor.std=[58.395]"]
+MATRIX = [(name, kind) for name in UPSTREAM for kind in ("imagenet", "cifar", "dartopti", "gray")] + [
+    ("retinanet", "gray-input"), ("fcn", "gray-input")]
+
+
+@pytest.mark.parametrize(("name", "kind"), MATRIX, ids=[f"{n}-{k}" for n, k in MATRIX])
+def test_upstream_config_with_any_backbone(name, kind, mm_data, exports, tmp_path, monkeypatch, capsys,
+                                           record_property):
+    """Each upstream config with each kind of backbone trains two iterations and validates, or is refused
+    before the Runner in one line, leaving nothing behind."""
+    from mmengine.config import Config
+
+    from nni_decouple.cli import main
+
+    scope, path, kind_of_data = UPSTREAM[name]
+    upstream_config(scope, path)
+    monkeypatch.chdir(tmp_path)
+    config = user_config(tmp_path, scope, path)
+    size = "96x72" if kind_of_data == "CocoDataset" else "128x64"
+    work = tmp_path / "work"
+    start = time.perf_counter()
+    code = main(["transfer", str(config), "--smoke", "--smoke-size", size, "--data-root", str(mm_data[kind_of_data]),
+                 "--work-dir", str(work), "--cfg-options", *backbone_options(kind, exports)])
+    record_property("seconds", round(time.perf_counter() - start, 1))
+    out, err = capsys.readouterr()
+    refusal = OUTCOME[(scope, kind)]
+    if refusal is None:
+        assert code == 0, err[-2000:]
+        metrics = json.loads((work / "metrics.json").read_text())
+        want = expected_metrics(Config.fromfile(str(config)))
+        assert want <= set(metrics), sorted(metrics)
+        assert all(-1.0 <= float(metrics[k]) <= 100.0 for k in want)
+        assert {"iter_2.pth", "epoch_2.pth"} & {p.name for p in work.iterdir()}  # the loop's 2 iterations ran
+    else:
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nni-decouple transfer: error: ") and refusal in lines[0], err
+        assert "Traceback" not in out + err
+        assert not work.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([config.name, *(["work"] if refusal is None else [])])

@@ -4,8 +4,13 @@
 # and annotations/instancesonly_filtered_gtFine_{train,val}.json from mmdet's cityscapes converter),
 # evaluated with COCO's bbox and segm AP.
 #
-#   nni-decouple transfer configs/mmdet/mask-rcnn_nd-dots-imagenet_fpn_1x_cityscapes.py \
-#       --data-root data/cityscapes --cfg-options model.backbone.init_cfg.checkpoint=runs/train-dots/model.pth
+#   nni-decouple transfer configs/mmdet/mask-rcnn_nd-dots-imagenet_fpn_1x_cityscapes.py --data-root data/cityscapes
+#
+# The backbone starts from its ImageNet weights at the default place, runs/train-dots_imagenet-imagenet/model.pth
+# (relative to where you run), which this command writes (DARTS' ImageNet recipe, 48 channels, 14 cells):
+#   nni-decouple train dots_imagenet --dataset imagenet --data-root IMAGENET_DIR
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH; none: model.backbone.init_cfg=None.
+# Check a backbone first on a few images: add --smoke.
 #
 # Another backbone is one change: model.backbone.model (an nd_* preset, a timm model or a genotype
 # file); `nni-decouple transfer` sets the FPN's in_channels to that backbone's channels.
@@ -21,7 +26,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=0,
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/nd_dots_imagenet.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='runs/train-dots_imagenet-imagenet/model.pth')),
     neck=dict(in_channels=[48, 192, 384, 768]))
 
 # The upstream config starts from a COCO-trained Mask R-CNN with a ResNet-50; those weights do not

@@ -24,9 +24,53 @@ from ..errors import ConfigError, DataError
 LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+#: What ``transfer`` says when OpenMMLab is not installed (``pip install .`` without the ``[mm]`` extra).
+MM_MISSING = ("transfer needs OpenMMLab (mmengine, mmcv, mmdet, mmsegmentation), which is not installed here: "
+              "pip install \"nni-decouple[mm]\" (in a checkout: pip install \".[mm]\"; mmcv 2.1.0 needs a wheel "
+              "with ops for your torch, which scripts/bootstrap.sh builds)")
+
+#: ``--smoke``: training iterations, images per split and batch size.
+SMOKE_ITERS = 2
+SMOKE_IMAGES = 2
+
+
+class _KeyValues(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` kept as text: mmengine (which parses the values) is imported
+    only when ``transfer`` runs, so the CLI starts without OpenMMLab."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        bad = [v for v in values if "=" not in v or v.startswith("=")]
+        if bad:
+            parser.error(f"{option_string} takes KEY=VALUE pairs, got {bad[0]!r}")
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *values])
+
+
+def parse_cfg_options(pairs: list[str] | dict[str, Any] | None) -> dict[str, Any] | None:
+    """``KEY=VALUE`` texts as mm's ``tools/train.py`` reads them (mmengine's ``DictAction``: lists,
+    tuples, numbers, ``None``, booleans); a dict is returned as it is."""
+    if pairs is None or isinstance(pairs, Mapping):
+        return dict(pairs) if pairs is not None else None
     from mmengine.config import DictAction
 
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, value = pair.split("=", maxsplit=1)
+        options[key] = DictAction._parse_iterable(value)
+    return options
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 128x128, got {text!r}") from None
+    if w < 32 or h < 32:
+        raise argparse.ArgumentTypeError(f"--smoke-size must be at least 32x32, got {text!r}")
+    return w, h
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer", help="train and evaluate a searched backbone in an mmdetection / mmsegmentation config",
         description="Train and evaluate an OpenMMLab config (configs/mmdet, configs/mmseg) with mmengine's "
@@ -38,7 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="logs and checkpoints (default: the config's work_dir, else ./work_dirs/CONFIG_NAME)")
     parser.add_argument("--data-root", default=None,
                         help="dataset root: replaces the config's data_root in every dataset and evaluator path")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+    parser.add_argument("--cfg-options", nargs="+", action=_KeyValues, default=None, metavar="KEY=VALUE",
                         help="override config entries, e.g. model.backbone.model=nd_darts_v2_imagenet "
                              "model.backbone.init_cfg.checkpoint=runs/train/model.pth train_dataloader.batch_size=4")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
@@ -50,6 +94,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="scale the learning rate by the total batch size (the config's auto_scale_lr)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="auto",
                         help="job launcher; auto: 'pytorch' under torchrun (WORLD_SIZE > 1), else none")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"check a backbone before a real run: {SMOKE_ITERS} iterations and one validation on "
+                             f"{SMOKE_IMAGES} images of the given data, at --smoke-size, no workers, necks and heads "
+                             f"4x narrower, every detection kept")
+    parser.add_argument("--smoke-size", type=_size, default=(128, 128), metavar="WxH",
+                        help="image size of --smoke (default 128x128)")
     parser.set_defaults(func=run)
 
 
@@ -110,12 +160,14 @@ def replace_data_root(cfg: Any, new_root: str) -> int:
     return count
 
 
-def load_config(path: str, cfg_options: dict[str, Any] | None = None, data_root: str | None = None,
-                work_dir: str | None = None) -> Any:
-    """Read an mm config and apply the command-line changes, in the order mm's train.py does."""
+def load_config(path: str, cfg_options: dict[str, Any] | list[str] | None = None, data_root: str | None = None,
+                work_dir: str | None = None, smoke: tuple[int, int] | None = None) -> Any:
+    """Read an mm config and apply the command-line changes, in the order mm's train.py does, then fit
+    it to its backbone (:func:`nni_decouple.mm.fit_to_backbone`). ``smoke`` (w, h) shrinks the file's
+    config first (:func:`smoke_config`), so ``--cfg-options`` still have the last word."""
     from mmengine.config import Config
 
-    from ..mm import sync_in_channels
+    from ..mm import fit_to_backbone
 
     if not Path(path).is_file():
         raise ConfigError(f"config {path!r} does not exist (the shipped ones are in configs/mmdet and configs/mmseg)")
@@ -123,11 +175,14 @@ def load_config(path: str, cfg_options: dict[str, Any] | None = None, data_root:
         cfg = Config.fromfile(path)
     except (SyntaxError, FileNotFoundError, KeyError, ImportError) as e:
         raise ConfigError(f"cannot read config {path!r}: {e}") from e
+    if smoke is not None:
+        smoke_config(cfg, smoke)
+    cfg_options = parse_cfg_options(cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if data_root is not None:
         replace_data_root(cfg, data_root)
-    for change in sync_in_channels(cfg):
+    for change in fit_to_backbone(cfg):
         print(f"transfer: {change} (from the backbone)")
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -177,6 +232,120 @@ def check_dataset_files(cfg: Any, test: bool = False) -> None:
         raise DataError(f"the dataset is not where the config reads it, missing: {listed}{more}. Point "
                         f"--data-root at the folder that holds the config's layout, or set these paths with "
                         f"--cfg-options")
+
+
+# ----------------------------------------------------------------------------- --smoke
+def _walk_dicts(value: Any) -> Iterator[dict]:
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from _walk_dicts(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _walk_dicts(v)
+
+
+def _scaled(scale: Any, w: int, h: int) -> Any:
+    """``(w, h)`` for one scale; a list of scales shrunk together so the largest becomes ``(w, h)``."""
+    if isinstance(scale, (list, tuple)) and scale and isinstance(scale[0], (list, tuple)):
+        f = min(w / max(s[0] for s in scale), h / max(s[1] for s in scale))
+        return [(round(s[0] * f), round(s[1] * f)) for s in scale]
+    return (w, h)
+
+
+#: Widths of necks and heads that all derive from the neck's / head's own width.
+WIDTH_KEYS = ("in_channels", "out_channels", "feat_channels", "channels", "conv_out_channels", "fc_out_channels")
+
+
+def _narrow(part: Any, factor: int, keep_in_channels: bool) -> None:
+    """Divide every width of a neck or head by ``factor``: they all derive from the same FPN / head
+    width, so dividing all of them keeps them consistent. ``in_channels`` fed by the backbone stay."""
+    for d in _walk_dicts(part):
+        for key in WIDTH_KEYS:
+            if key == "in_channels" and keep_in_channels and d is part:
+                continue
+            if isinstance(d.get(key), int) and d[key] >= 4 * factor:
+                d[key] //= factor
+
+
+def _innermost_datasets(dataset: Any) -> Iterator[dict]:
+    """The datasets that read files, through wrappers (RepeatDataset, ConcatDataset, ...)."""
+    if not isinstance(dataset, dict):
+        return
+    if isinstance(dataset.get("dataset"), dict):
+        yield from _innermost_datasets(dataset["dataset"])
+    elif isinstance(dataset.get("datasets"), list):
+        for inner in dataset["datasets"]:
+            yield from _innermost_datasets(inner)
+    else:
+        yield dataset
+
+
+def smoke_config(cfg: Any, size: tuple[int, int] = (128, 128), iters: int = SMOKE_ITERS, images: int = SMOKE_IMAGES,
+                 narrow: int = 4) -> None:
+    """Shrink any mm config in place to check a backbone before a real run: ``size`` (w, h) images,
+    the first ``images`` of each split (mmengine's ``indices``), batches of ``images``, ``iters``
+    training iterations then one validation pass, no worker processes, necks and heads ``narrow``
+    times narrower (their backbone-fed ``in_channels`` kept), and every detection kept (after a
+    few iterations no score passes the usual thresholds, and the evaluators need some)."""
+    w, h = size
+    for d in _walk_dicts(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg):
+        kind = d.get("type")
+        if kind in ("Resize", "RandomResize", "RandomChoiceResize") and "scale" in d:
+            d["scale"] = _scaled(d["scale"], w, h)
+        elif kind in ("Resize", "RandomResize") and "scale" not in d and "img_scale" in d:
+            d["img_scale"] = _scaled(d["img_scale"], w, h)
+        elif kind in ("RandomCrop", "FixShapeResize") and "crop_size" in d:
+            d["crop_size"] = (h, w)
+        elif kind == "RepeatDataset":
+            d["times"] = 1
+    model = cfg.model
+    pre = model.get("data_preprocessor") or {}
+    if pre.get("size") is not None:
+        pre["size"] = (h, w)
+    test_cfg = model.get("test_cfg")
+    if isinstance(test_cfg, dict) and test_cfg.get("mode") == "slide":
+        test_cfg["crop_size"], test_cfg["stride"] = (h, w), (max(1, h // 2), max(1, w // 2))
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        if not isinstance(cfg.get(loader), dict):
+            continue
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        # Training: one batch of `images` per epoch (BatchNorm after pooling needs 2 per batch);
+        # validation and test keep the config's batch size, capped.
+        cfg[loader].batch_size = images if loader == "train_dataloader" else \
+            min(int(cfg[loader].get("batch_size", images)), images)
+        for dataset in _innermost_datasets(cfg[loader].get("dataset")):
+            dataset["indices"] = images
+    train = cfg.get("train_cfg") or {}
+    if train.get("type") == "IterBasedTrainLoop" or "max_iters" in train:
+        train["max_iters"] = iters
+        train["val_interval"] = iters
+    else:  # one batch per epoch: the first `images` images in batches of `images`
+        train["max_epochs"] = iters
+        train["val_interval"] = iters
+    hooks = cfg.get("default_hooks") or {}
+    if isinstance(hooks.get("checkpoint"), dict):
+        hooks["checkpoint"]["interval"] = iters
+    if isinstance(hooks.get("logger"), dict):
+        hooks["logger"]["interval"] = 1
+    necks = model.get("neck")
+    for neck in necks if isinstance(necks, list) else [necks] if necks else []:
+        _narrow(neck, narrow, keep_in_channels=True)
+    for key in [k for k in model if k.endswith("head")]:
+        heads = model[key] if isinstance(model[key], list) else [model[key]]
+        for head in heads:
+            # mmseg heads read backbone levels (in_index); mmdet heads read the (narrowed) neck.
+            _narrow(head, narrow, keep_in_channels="in_index" in head or not necks)
+    for part in ("train_cfg", "test_cfg"):
+        for d in _walk_dicts(model.get(part) or {}):
+            if "score_thr" in d:
+                d["score_thr"] = 0.0
+            for key, cap in (("nms_pre", 200), ("max_per_img", 20)):
+                if isinstance(d.get(key), int):
+                    d[key] = min(d[key], cap)
+            if isinstance(d.get("sampler"), dict) and isinstance(d["sampler"].get("num"), int):
+                d["sampler"]["num"] = min(d["sampler"]["num"], 64)
 
 
 def _plain_batch_norm(node: Any) -> int:
@@ -240,7 +409,10 @@ def build_runner(args: argparse.Namespace, adjust: Callable[[Any], None] | None 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    cfg = load_config(args.config, args.cfg_options, args.data_root, args.work_dir)
+    from ..mm import check_checkpoints
+
+    smoke = getattr(args, "smoke_size", (128, 128)) if getattr(args, "smoke", False) else None
+    cfg = load_config(args.config, args.cfg_options, args.data_root, args.work_dir, smoke)
     cfg.launcher = resolve_launcher(args.launcher)
     if cfg.launcher == "pytorch" and not torch.cuda.is_available():
         _distributed_on_cpu(cfg)
@@ -270,6 +442,7 @@ def build_runner(args: argparse.Namespace, adjust: Callable[[Any], None] | None 
         cfg.resume, cfg.load_from = True, args.resume
     if adjust is not None:
         adjust(cfg)
+    check_checkpoints(cfg)
     check_dataset_files(cfg, test=args.test is not None)
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     recorder = metrics_recorder()
@@ -285,7 +458,25 @@ def _plain(value: Any) -> float | str:
         return str(value)
 
 
+def require_mm() -> None:
+    """One line, not an ImportError traceback, where OpenMMLab is not installed."""
+    import importlib.util
+
+    for name in ("mmengine", "mmcv", "mmdet", "mmseg"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(f"{MM_MISSING} ({name} is missing)")
+    try:
+        import mmengine  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"{MM_MISSING} ({e})") from e
+
+
 def run(args: argparse.Namespace) -> int:
+    require_mm()
     from mmengine.dist import is_main_process
 
     from ..io import atomic_write_json
