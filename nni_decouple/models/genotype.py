@@ -36,7 +36,8 @@ MAX_NODES = 256
 
 __all__ = [
     "Edge", "CellGenotype", "Genotype", "cell_label", "reduction_layers",
-    "parse_genotype_text", "parse_genotype_file", "parse_genotype_file_text", "select_genotype", "load_genotype",
+    "parse_genotype_text", "parse_genotype_file", "parse_genotype_file_text", "select_genotype", "split_selection",
+    "load_genotype",
     "save_genotype",
 ]
 

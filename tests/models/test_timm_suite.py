@@ -52,8 +52,8 @@ def start_suite() -> None:
     log = (tmp / "log.txt").open("w")
     _RUN.update(tmp=tmp, log=log, started=time.monotonic(), process=subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "timm_suite_plugin", "-c", str(tmp / "pytest.ini"),
-         "--rootdir", str(TIMM_TESTS.parent), "-q", "-p", "no:cacheprovider", "-p", "no:timeout", "-W", "ignore", "--durations=5",
-         str(TIMM_TESTS)], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT))
+         "--rootdir", str(TIMM_TESTS.parent), "-q", "-p", "no:cacheprovider", "-p", "no:timeout", "-W", "ignore",
+         "--durations=5", str(TIMM_TESTS)], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT))
 
 
 def _read_docs_list() -> set[str]:
