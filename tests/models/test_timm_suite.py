@@ -10,6 +10,7 @@ reason in docs/export.md, and this test checks that list is the one the run prod
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -54,6 +55,8 @@ def start_suite() -> None:
         [sys.executable, "-m", "pytest", "-p", "timm_suite_plugin", "-c", str(tmp / "pytest.ini"),
          "--rootdir", str(TIMM_TESTS.parent), "-q", "-p", "no:cacheprovider", "-p", "no:timeout", "-W", "ignore",
          "--durations=5", str(TIMM_TESTS)], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT))
+    # A session that ends before the check (interrupted, -x) leaves no run behind.
+    atexit.register(lambda process=_RUN["process"]: process.poll() is None and process.kill())
 
 
 def _read_docs_list() -> set[str]:
