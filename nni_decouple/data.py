@@ -35,6 +35,10 @@ class DatasetInfo:
     in_chans: int
     image_size: int
     stem: str = "cifar"  # which network stem suits the resolution
+    #: The normalisation the reader applies, per channel, to pixels in [0, 1]: ``(x - mean) / std``, as
+    #: timm's transforms do; exports write it into their ``pretrained_cfg``.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
 
 Reader = Callable[[Path | None, bool], tuple[Dataset, Dataset, DatasetInfo]]
@@ -60,12 +64,16 @@ def _stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tup
     return train_idx, test_idx
 
 
-def _tensor_splits(images: np.ndarray, labels: np.ndarray, test_per_class: int) -> tuple[Dataset, Dataset]:
+def _tensor_splits(images: np.ndarray, labels: np.ndarray, test_per_class: int,
+                   ) -> tuple[Dataset, Dataset, tuple[float], tuple[float]]:
+    """Train and test sets of ``images`` (pixels in [0, 1]) after one global normalisation, and its mean and std."""
     x = torch.from_numpy(images.astype(np.float32))
-    x = (x - x.mean()) / x.std()  # one global normalisation; the split is fixed, so is this
+    mean, std = x.mean(), x.std()
+    x = (x - mean) / std  # one global normalisation; the split is fixed, so is this
     y = torch.from_numpy(labels.astype(np.int64))
     train_idx, test_idx = _stratified_split(labels, test_per_class, seed=0)
-    return TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[test_idx], y[test_idx])
+    return (TensorDataset(x[train_idx], y[train_idx]), TensorDataset(x[test_idx], y[test_idx]),
+            (float(mean),), (float(std),))
 
 
 def mnist5k_path() -> Path:
@@ -85,8 +93,8 @@ def _mnist5k(root: Path | None, augment: bool) -> tuple[Dataset, Dataset, Datase
         table = np.loadtxt(f, delimiter=",", dtype=np.float32)
     images = table[:, :-1].reshape(-1, 1, 28, 28) / 255.0
     labels = table[:, -1].astype(np.int64)
-    train, test = _tensor_splits(images, labels, test_per_class=100)
-    return train, test, DatasetInfo("mnist5k", 10, 1, 28)
+    train, test, mean, std = _tensor_splits(images, labels, test_per_class=100)
+    return train, test, DatasetInfo("mnist5k", 10, 1, 28, mean=mean, std=std)
 
 
 @register_dataset("digits")
@@ -95,8 +103,8 @@ def _digits(root: Path | None, augment: bool) -> tuple[Dataset, Dataset, Dataset
 
     digits = load_digits()
     images = digits.images.reshape(-1, 1, 8, 8) / 16.0
-    train, test = _tensor_splits(images, digits.target, test_per_class=36)
-    return train, test, DatasetInfo("digits", 10, 1, 8)
+    train, test, mean, std = _tensor_splits(images, digits.target, test_per_class=36)
+    return train, test, DatasetInfo("digits", 10, 1, 8, mean=mean, std=std)
 
 
 _CIFAR_STATS = {
@@ -134,7 +142,7 @@ def _cifar(name: str, root: Path | None, augment: bool) -> tuple[Dataset, Datase
         hint = f"; point --data-root at its parent {str(root.parent)!r}" if root.name == folder else ""
         raise DataError(f"{name} not found under {str(root)!r} ({e}); expected {root / folder}/ in torchvision's "
                         f"format{hint}") from None
-    return train, test, DatasetInfo(name, 10 if name == "cifar10" else 100, 3, 32)
+    return train, test, DatasetInfo(name, 10 if name == "cifar10" else 100, 3, 32, mean=mean, std=std)
 
 
 @register_dataset("cifar10")
@@ -168,7 +176,8 @@ def _image_folder(name: str, root: Path | None, augment: bool, size: int) -> tup
         raise DataError(f"{str(root)!r}: train/ and val/ have different class folders")
     for folder in (train, test):
         _probe_each_class(folder)
-    return train, test, DatasetInfo(name, len(train.classes), 3, size, stem="imagenet")
+    return train, test, DatasetInfo(name, len(train.classes), 3, size, stem="imagenet", mean=_IMAGENET_STATS[0],
+                                    std=_IMAGENET_STATS[1])
 
 
 def read_image(path: str) -> Any:

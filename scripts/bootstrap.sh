@@ -37,6 +37,23 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
+# timm's own model tests (tests/test_models.py of timm's sdist) run against every nd_* model in
+# tests/models/test_timm_suite.py. Fetched once into the cache outside the repo (none of timm's files
+# are committed); checked on every run, before the venv stamp, like chromium.
+TIMM_VERSION="$(sed -n 's/^ *"timm==\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n 1)"
+TIMM_TESTS="$CACHE/timm-$TIMM_VERSION/tests"
+if [ ! -f "$TIMM_TESTS/test_models.py" ]; then
+  log "fetching timm $TIMM_VERSION's source distribution for its model tests into $CACHE"
+  mkdir -p "$CACHE/sdist"
+  [ -f "$CACHE/sdist/timm-$TIMM_VERSION.tar.gz" ] \
+    || "${PIP[@]}" download -q --no-deps --no-binary :all: "timm==$TIMM_VERSION" -d "$CACHE/sdist"
+  UNPACK="$(mktemp -d)"
+  tar -xzf "$CACHE/sdist/timm-$TIMM_VERSION.tar.gz" -C "$UNPACK" "timm-$TIMM_VERSION/tests/test_models.py"
+  mkdir -p "$TIMM_TESTS"
+  mv "$UNPACK/timm-$TIMM_VERSION/tests/test_models.py" "$TIMM_TESTS/test_models.py"
+  rm -rf "$UNPACK"
+fi
+
 # Skip everything when this exact set-up (pyproject + this script) is already installed.
 STAMP="$VENV/.nni-decouple-installed"
 WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/bootstrap.sh" | sha256sum | cut -d' ' -f1)"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, GenotypeError
-from ..models.genotype import Genotype, load_genotype
+from ..models.genotype import Genotype, load_genotype, split_selection
 from ..models.network import preset_genotype, preset_info, preset_names
 from ..models.timm_models import PREFIX, registered_exports
 
@@ -49,15 +49,15 @@ def resolve(spec: str) -> Architecture:
         entry = genotype.meta.get("models", {}).get(name, {})
         return Architecture(genotype, name[len(PREFIX):], {k: entry[k] for k in NETWORK_KEYS if k in entry},
                             timm_name=name)
-    path = Path(spec).expanduser()
+    path, selected = split_selection(Path(spec).expanduser())  # FILE:NAME picks one of several genotypes
     if not path.exists():
         raise GenotypeError(
             f"{spec!r} is neither a registered model (presets: {', '.join(n[len(PREFIX):] for n in preset_names())}"
             f"{'; exports: ' + ', '.join(exports) if exports else ''}) nor a genotype file or run directory"
         )
-    genotype = load_genotype(path)
+    genotype = load_genotype(path, selected)
     run_dir = path if path.is_dir() else None
-    label = (path if path.is_dir() else path.with_suffix("")).name
+    label = selected or (path if path.is_dir() else path.with_suffix("")).name
     meta = genotype.meta
     network: dict[str, Any] = {}
     if isinstance(meta.get("network"), dict):  # a training run

@@ -120,7 +120,25 @@ def export(arch: Architecture, name: str, *, weights: Path | None, network: dict
     register_genotype(model_name, genotype, file=paths["pth"] if weights is not None else None, replace=True,
                       **{k: entry[k] for k in keys if k in entry})
     return {"model_name": model_name, "params": row["params"], "macs": row["macs"], "weights": weights is not None,
+            "feature_info": [dict(level) for level in model.feature_info],
             **{kind: str(path) for kind, path in paths.items()}}
+
+
+def usage_lines(model_name: str, weights: bool, feature_info: list[dict[str, Any]],
+                directory: str | None = None) -> list[str]:
+    """Python lines that load the export, runnable as printed: the feature levels are the network's own
+    (``feature_info``: three for a CIFAR/MNIST stem, four for an ImageNet stem); the backbone takes the
+    last three, the ones a detector's neck reads."""
+    levels = list(range(len(feature_info)))[-3:]
+    strides = ", ".join(str(feature_info[i]["reduction"]) for i in levels)
+    channels = ", ".join(str(feature_info[i]["num_chs"]) for i in levels)
+    lines = ["import nni_decouple, timm"]
+    if directory is not None:
+        lines.append(f"nni_decouple.models.timm_models.register_exports({directory!r})")
+    lines.append(f"model = timm.create_model({model_name!r}, pretrained={weights})")
+    lines.append(f"backbone = timm.create_model({model_name!r}, features_only=True, out_indices={tuple(levels)})"
+                 f"  # strides {strides}; channels {channels}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,11 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported {name}: {result['params'] / 1e6:.3f}M params, {result['macs'] / 1e6:.1f}M MACs"
           f"{', with weights' if result['weights'] else ', no weights'}")
     print(f"written: {result['json']}, {result['md']}" + (f", {result['pth']}" if result["weights"] else ""))
-    if args.dir:
-        print(f"register it with: nni_decouple.models.timm_models.register_exports({args.dir!r})")
-    print("use it:")
-    print("    import nni_decouple, timm")
-    print(f"    model = timm.create_model({name!r}, pretrained={result['weights']})")
-    print(f"    backbone = timm.create_model({name!r}, features_only=True, out_indices=(1, 2, 3))")
-    print(f"    OpenMMLab configs select it by the same model name, {name!r}")
+    print("use it (Python):")
+    for line in usage_lines(name, result["weights"], result["feature_info"], args.dir):
+        print(f"    {line}")
+    print(f"OpenMMLab configs select it by the same model name, {name!r}")
     return 0

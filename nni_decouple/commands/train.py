@@ -23,7 +23,7 @@ from ..io import atomic_write_json, prepare_run_dir
 from ..models.blocks import STEMS
 from ..models.genotype import Genotype
 from ..models.network import DartsNetwork
-from ..models.timm_models import network_config
+from ..models.timm_models import dataset_stats, network_config
 from ..options import need_seed, need_whole
 from ..runner.retrain import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS, retrain
 from ._architecture import resolve
@@ -74,6 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="replace the run in --out (deletes its outputs first; keeps other files)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(float(v), 4) for v in values)
 
 
 def check_same_training(run_dir: Path, genotype: Genotype) -> None:
@@ -138,10 +142,14 @@ def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) 
     print(f"written: {weights}, {run_dir / 'genotype.json'}, results.json, checkpoints/, logs/, tensorboard/")
     size = (network["in_chans"], network["input_size"], network["input_size"])
     if arch.timm_name:
-        print("load it with timm:")
-        print(f"    timm.create_model({arch.timm_name!r}, pretrained=True, pretrained_cfg_overlay=dict("
-              f"file={str(weights)!r}, num_classes={network['num_classes']}, input_size={size}), "
-              f"num_classes={network['num_classes']}, in_chans={network['in_chans']}, stem={network['stem']!r}, "
-              f"channels={network['channels']}, layers={network['layers']})")
+        # The overlay says how these weights were trained: their file, classes, input size and normalisation.
+        mean, std = (info.mean, info.std) if info.mean else dataset_stats(info.name, info.in_chans)
+        print("load it with timm (Python):")
+        print("    import nni_decouple, timm")
+        print(f"    model = timm.create_model({arch.timm_name!r}, pretrained=True, pretrained_cfg_overlay=dict("
+              f"file={str(weights)!r}, num_classes={network['num_classes']}, input_size={size}, "
+              f"mean={_rounded(mean)}, std={_rounded(std)}), num_classes={network['num_classes']}, "
+              f"in_chans={network['in_chans']}, stem={network['stem']!r}, channels={network['channels']}, "
+              f"layers={network['layers']})")
     print(f"or export it as a named backbone: nni-decouple export {run_dir} --name NAME")
     return 0

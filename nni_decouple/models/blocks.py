@@ -58,7 +58,9 @@ class ImageNetStem(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(c // 2, c, 3, stride=stride // 4, padding=1, bias=False), nn.BatchNorm2d(c),
         )
-        self.stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+        # Not in place (DARTS' is): an in-place ReLU would rewrite stem0's output, the first cell input and
+        # the first feature level, behind the back of anything that reads it (cells apply their own ReLU).
+        self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
                                    nn.BatchNorm2d(c))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,7 +36,9 @@ MAX_NODES = 256
 
 __all__ = [
     "Edge", "CellGenotype", "Genotype", "cell_label", "reduction_layers",
-    "parse_genotype_text", "parse_genotype_file", "load_genotype", "save_genotype",
+    "parse_genotype_text", "parse_genotype_file", "parse_genotype_file_text", "select_genotype", "split_selection",
+    "load_genotype",
+    "save_genotype",
 ]
 
 
@@ -169,6 +171,8 @@ class CellGenotype:
                 arch[f"{label}/input_{i + NUM_INPUTS}_{k}"] = [edge.source]
         if list(self.concat) != list(range(NUM_INPUTS, NUM_INPUTS + self.num_nodes)):
             arch[f"{label}/concat"] = list(self.concat)
+        if self.nodes and not self.nodes[-1]:  # trailing nodes without edges leave no op/input entries
+            arch[f"{label}/num_nodes"] = self.num_nodes
         return arch
 
     @classmethod
@@ -309,7 +313,8 @@ class Genotype:
         """NNI's exported-architecture dict (``{label}/op_{i}_{k}``, ``{label}/input_{i}_{k}``).
 
         A ``{label}/concat`` entry is added only where the cell does not concatenate every node
-        (NNI's own cells always concatenate all).
+        (NNI's own cells always concatenate all), and ``{label}/num_nodes`` only where the last nodes
+        have no input edge (nothing else would record them).
         """
         arch: dict[str, Any] = {}
         for label, cell in self.cells().items():
@@ -324,8 +329,15 @@ class Genotype:
         pattern = re.compile(r"^(?P<label>.+)/(?P<kind>op|input)_(?P<node>\d+)_(?P<k>\d+)$")
         if not isinstance(arch, Mapping):
             raise GenotypeError(f"an NNI arch dict must be a mapping, got {type(arch).__name__}")
+        counts: dict[str, int] = {}
         for key, value in arch.items():
             key = str(key)
+            if key.endswith("/num_nodes"):
+                count = _index(value, f"arch entry {key!r}")
+                if not 1 <= count <= MAX_NODES:
+                    raise GenotypeError(f"arch entry {key!r} must be 1..{MAX_NODES}, got {count}")
+                counts[key[: -len("/num_nodes")]] = count
+                continue
             if key.endswith("/concat"):
                 if not isinstance(value, (list, tuple)):
                     raise GenotypeError(f"arch entry {key!r} must be a list of node ids, got {value!r:.60}")
@@ -350,7 +362,8 @@ class Genotype:
             raise GenotypeError("the arch dict has no '{cell}/op_{node}_{k}' entries: is it from a cell search space?")
         built: dict[str, CellGenotype] = {}
         for label, nodes in cells.items():
-            last = min(max(list(nodes) + concats.get(label, [NUM_INPUTS])), NUM_INPUTS + MAX_NODES)
+            last = min(max(list(nodes) + concats.get(label, [NUM_INPUTS])
+                           + [NUM_INPUTS + counts.get(label, 1) - 1]), NUM_INPUTS + MAX_NODES)
             rows = []
             for node_id in range(NUM_INPUTS, last + 1):
                 edges = nodes.get(node_id, {})
@@ -386,17 +399,42 @@ class Genotype:
 
     # ------------------------------------------------------------------ published text
     def to_text(self) -> str:
-        """DARTS ``Genotype(...)`` text (shared cells) or D-DARTS ``Genotype_nested(...)`` text."""
+        """The genotype as text that :func:`parse_genotype_text` reads back to an equal genotype.
+
+        The field's published forms where they describe this genotype exactly: DARTS'
+        ``Genotype(normal=[(op, source), ...], normal_concat=..., reduce=..., reduce_concat=...)`` (two
+        inputs per node) and D-DARTS' ``Genotype_nested(genes=[[(op, to, from), ...], ...], reductions=...)``.
+        Otherwise (nodes with one, three or no inputs, as Stretchable Cells finds; a per-layer cell whose
+        concat is not its nodes with inputs) the node-list form, which keeps every edge's target node:
+        ``Genotype(normal=[[(op, source), ...] per node], normal_concat=..., reduce=..., reduce_concat=...)``
+        or ``Genotype(layers=[cell, ...], layers_concat=[concat, ...], reductions=[...])`` with each cell
+        a list of nodes, each node the list of its ``(op, source)`` edges.
+        """
         if not self.per_layer:
             n, r = self.normal, self.reduce
-            return (f"Genotype(normal={_pairs(n)}, normal_concat={list(n.concat)}, "  # type: ignore[union-attr]
-                    f"reduce={_pairs(r)}, reduce_concat={list(r.concat)})")  # type: ignore[union-attr]
-        genes = [[(e.op, t, e.source) for t, e in c.edges()] for c in self.layers]
-        return f"Genotype_nested(genes={genes}, reductions={list(self.reductions)})"
+            published = (f"Genotype(normal={_pairs(n)}, normal_concat={list(n.concat)}, "  # type: ignore[union-attr]
+                         f"reduce={_pairs(r)}, reduce_concat={list(r.concat)})")  # type: ignore[union-attr]
+            exact = (f"Genotype(normal={_node_lists(n)}, normal_concat={list(n.concat)}, "  # type: ignore[arg-type]
+                     f"reduce={_node_lists(r)}, reduce_concat={list(r.concat)})")  # type: ignore[arg-type,union-attr]
+        else:
+            genes = [[(e.op, t, e.source) for t, e in c.edges()] for c in self.layers]
+            published = f"Genotype_nested(genes={genes}, reductions={list(self.reductions)})"
+            exact = (f"Genotype(layers={[_node_lists(c) for c in self.layers]}, "
+                     f"layers_concat={[list(c.concat) for c in self.layers]}, reductions={list(self.reductions)})")
+        try:
+            if parse_genotype_text(published) == self:
+                return published
+        except GenotypeError:
+            pass
+        return exact
 
 
 def _pairs(cell: CellGenotype) -> list[tuple[str, int]]:
     return [(e.op, e.source) for _, e in cell.edges()]
+
+
+def _node_lists(cell: CellGenotype) -> list[list[tuple[str, int]]]:
+    return [[(e.op, e.source) for e in node] for node in cell.nodes]
 
 
 def _registered_ops() -> set[str] | None:
@@ -434,18 +472,15 @@ def _from_call(call: ast.Call, where: str) -> Genotype:
     if call.args:
         raise GenotypeError(f"{where}: {name}(...) must use keyword arguments (normal=..., reduce=...)")
     kw = {k.arg: _literal(k.value, where) for k in call.keywords}
+    if name == "Genotype" and "layers" in kw:
+        return _per_layer_cells(kw, where)
     if name == "Genotype":
         missing = {"normal", "reduce"} - set(kw)
         if missing:
-            raise GenotypeError(f"{where}: Genotype(...) lacks {', '.join(sorted(missing))}")
-        cells = {}
-        for kind in ("normal", "reduce"):
-            pairs = kw[kind]
-            if not isinstance(pairs, list) or len(pairs) % 2 or not all(
-                    isinstance(p, list) and len(p) == 2 for p in pairs):
-                raise GenotypeError(f"{where}: {kind} must be a list of (op, input) pairs, two per node")
-            nodes = [pairs[i:i + 2] for i in range(0, len(pairs), 2)]
-            cells[kind] = CellGenotype.from_edges(nodes, kw.get(f"{kind}_concat"))
+            raise GenotypeError(f"{where}: Genotype(...) lacks {', '.join(sorted(missing))} (shared cells: normal=, "
+                                f"reduce=; one cell per layer: layers=, layers_concat=, reductions=)")
+        cells = {kind: _cell_from_text(kw[kind], kw.get(f"{kind}_concat"), f"{where}: {kind}")
+                 for kind in ("normal", "reduce")}
         return Genotype(normal=cells["normal"], reduce=cells["reduce"]).validate()
     if name == "Genotype_nested":
         genes = kw.get("genes")
@@ -473,6 +508,45 @@ def _from_call(call: ast.Call, where: str) -> Genotype:
     raise GenotypeError(f"{where}: expected Genotype(...) or Genotype_nested(...), found {name}(...)")
 
 
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _cell_from_text(value: Any, concat: Any, where: str) -> CellGenotype:
+    """A cell in DARTS' form (a flat list of (op, source) pairs, two per node) or in the node-list form
+    (one list of (op, source) pairs per node, any number per node)."""
+    if not isinstance(value, list):
+        raise GenotypeError(f"{where} must be a list of (op, input) pairs")
+    if all(_is_pair(p) for p in value) and value:  # DARTS: two inputs per node
+        if len(value) % 2:
+            raise GenotypeError(f"{where} must be a list of (op, input) pairs, two per node (or one list of pairs "
+                                f"per node, for nodes with another number of inputs)")
+        nodes = [value[i:i + 2] for i in range(0, len(value), 2)]
+    elif all(isinstance(node, list) and all(_is_pair(p) for p in node) for node in value):
+        nodes = value
+    else:
+        raise GenotypeError(f"{where} must be a list of (op, input) pairs, two per node, or one list of "
+                            f"(op, input) pairs per node")
+    return CellGenotype.from_edges(nodes, concat)
+
+
+def _per_layer_cells(kw: dict[str, Any], where: str) -> Genotype:
+    """``Genotype(layers=[cell, ...], layers_concat=[concat, ...], reductions=[...])``, the exact per-layer form."""
+    layers, concats = kw["layers"], kw.get("layers_concat")
+    if not isinstance(layers, list) or not layers:
+        raise GenotypeError(f"{where}: layers must be a non-empty list of cells (each a list of nodes)")
+    if concats is None:
+        concats = [None] * len(layers)
+    if not isinstance(concats, list) or len(concats) != len(layers):
+        raise GenotypeError(f"{where}: layers_concat must give one concat list per cell ({len(layers)})")
+    cells = tuple(_cell_from_text(cell, concat, f"{where}: layers[{i}]")
+                  for i, (cell, concat) in enumerate(zip(layers, concats, strict=True)))
+    reductions = kw.get("reductions", [])
+    if not isinstance(reductions, list):
+        raise GenotypeError(f"{where}: reductions must be a list of layer indices, got {reductions!r:.60}")
+    return Genotype(layers=cells, reductions=tuple(reductions)).validate()
+
+
 def _ddarts_cell(nodes: list[list[tuple[str, int]]], where: str) -> CellGenotype:
     """A D-DARTS cell as its own code reads it: edges from a node that has no edges are skipped
     (D-DARTS' ``DCOCell`` ``continue``s over them), repeatedly, and the cell concatenates exactly
@@ -491,47 +565,73 @@ def _ddarts_cell(nodes: list[list[tuple[str, int]]], where: str) -> CellGenotype
     return CellGenotype.from_edges(nodes)
 
 
+#: Calls that define genotypes; other module-level statements (imports, ``namedtuple`` definitions, op
+#: lists, as in the DARTS and DOTS repositories' genotypes.py) are read past.
+GENOTYPE_CALLS = ("Genotype", "Genotype_nested")
+
+
 def parse_genotype_file_text(text: str, where: str = "text") -> dict[str, Genotype]:
-    """Every ``Genotype(...)`` / ``Genotype_nested(...)`` in a text, keyed by assigned name
-    (``DARTS_V2 = Genotype(...)``) or by the preceding ``## title`` comment, else by position."""
+    """Every genotype in a Python-style text, keyed by its assigned name (``DARTS_V2 = Genotype(...)``),
+    else by the ``## title`` comment above it (D-DARTS' files), else ``genotype_<i>``.
+
+    The text is parsed as Python with :mod:`ast` (never evaluated), so a definition may span any number
+    of lines, with comments, trailing commas and parentheses. Statements that are not genotypes
+    (imports, ``Genotype = namedtuple(...)``, lists of op names) are skipped.
+    """
+    try:
+        tree = ast.parse(text, mode="exec")
+    except SyntaxError as e:
+        raise GenotypeError(f"{where}, line {e.lineno}: not a genotype ({e.msg})") from None
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
+        raise GenotypeError(f"{where}: not a genotype ({type(e).__name__})") from None
+    lines = text.splitlines()
     found: dict[str, Genotype] = {}
-    title: str | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("##"):
-            title = stripped.lstrip("#").strip()
-            title = os.path.splitext(title)[0] if title.endswith(".txt") else title
+    previous_end = 0
+    for stmt in tree.body:
+        at = f"{where}, line {stmt.lineno}"
+        titles = [line.strip().lstrip("#").strip() for line in lines[previous_end: stmt.lineno - 1]
+                  if line.strip().startswith("##")]
+        previous_end = stmt.end_lineno or stmt.lineno
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             continue
-        if not stripped or stripped.startswith("#"):
-            continue
-        try:
-            tree = ast.parse(stripped, mode="exec")
-        except SyntaxError as e:
-            raise GenotypeError(f"{where}, line {lineno}: not a genotype ({e.msg})") from None
-        except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
-            raise GenotypeError(f"{where}, line {lineno}: not a genotype ({type(e).__name__})") from None
-        if len(tree.body) != 1:
-            raise GenotypeError(f"{where}, line {lineno}: expected one genotype per line")
-        stmt = tree.body[0]
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             name, value = stmt.targets[0].id, stmt.value
         elif isinstance(stmt, ast.Expr):
+            title = titles[-1] if titles else None
+            title = title.removesuffix(".txt") if title else None
             name, value = title or f"genotype_{len(found)}", stmt.value
         else:
-            raise GenotypeError(f"{where}, line {lineno}: expected 'NAME = Genotype(...)' or 'Genotype(...)'")
-        if not isinstance(value, ast.Call):
-            raise GenotypeError(f"{where}, line {lineno}: expected a Genotype(...) call")
-        found[name] = _from_call(value, f"{where}, line {lineno}")
-        title = None
+            raise GenotypeError(f"{at}: expected 'NAME = Genotype(...)' or 'Genotype(...)', found "
+                                f"{ast.unparse(stmt)!r:.60}")
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id not in GENOTYPE_CALLS:
+            if value.func.id == "namedtuple" or isinstance(stmt, ast.Assign) and name in GENOTYPE_CALLS:
+                continue  # Genotype = namedtuple('Genotype', ...)
+        elif not isinstance(value, ast.Call):
+            if isinstance(stmt, ast.Assign):
+                continue  # e.g. PRIMITIVES = [...]
+            raise GenotypeError(f"{at}: expected a Genotype(...) call, found {ast.unparse(value)!r:.60}")
+        found[name] = _from_call(value, at)
+    if not found:
+        raise GenotypeError(f"{where}: no genotype found: expected 'NAME = Genotype(...)' or 'Genotype(...)'")
     return found
 
 
-def parse_genotype_text(text: str, where: str = "text") -> Genotype:
-    """Read one genotype from published text (see :func:`parse_genotype_file_text`)."""
-    found = parse_genotype_file_text(text, where)
+def select_genotype(found: dict[str, Genotype], name: str | None, where: str) -> Genotype:
+    """The genotype called ``name``; without a name, the only one (several are listed in the error)."""
+    if name is not None:
+        if name not in found:
+            raise GenotypeError(f"{where} has no genotype named {name!r}: it defines {', '.join(found)}")
+        return found[name]
     if len(found) != 1:
-        raise GenotypeError(f"{where}: expected exactly one genotype, found {len(found)}")
+        raise GenotypeError(f"{where} defines {len(found)} genotypes ({', '.join(found)}): select one as "
+                            f"{where}:NAME")
     return next(iter(found.values()))
+
+
+def parse_genotype_text(text: str, where: str = "text", name: str | None = None) -> Genotype:
+    """Read one genotype from Python-style text (see :func:`parse_genotype_file_text`): the one called
+    ``name``, or the only one."""
+    return select_genotype(parse_genotype_file_text(text, where), name, where)
 
 
 def parse_genotype_file(path: str | os.PathLike) -> dict[str, Genotype]:
@@ -548,9 +648,22 @@ def _read(path: Path) -> str:
         raise GenotypeError(f"genotype file {str(path)!r} is not UTF-8 text") from None
 
 
-def load_genotype(path: str | os.PathLike) -> Genotype:
-    """Load a genotype from JSON (our format or an NNI arch dict) or from published text."""
-    path = Path(path)
+def split_selection(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """``FILE:NAME`` -> (FILE, NAME) when FILE exists and ``FILE:NAME`` does not; else (path, None)."""
+    text = os.fspath(path)
+    head, sep, name = text.rpartition(":")
+    if sep and head and name.isidentifier() and not Path(text).exists() and Path(head).is_file():
+        return Path(head), name
+    return Path(text), None
+
+
+def load_genotype(path: str | os.PathLike, name: str | None = None) -> Genotype:
+    """Load a genotype from JSON (our format or an NNI arch dict) or from Python-style text.
+
+    A text file may define several genotypes: select one with ``name`` or as ``FILE:NAME``.
+    """
+    path, selected = split_selection(path)
+    name = name or selected
     if path.is_dir():
         candidate = path / "genotype.json"
         if not candidate.is_file():
@@ -571,7 +684,7 @@ def load_genotype(path: str | os.PathLike) -> Genotype:
         if isinstance(data, Mapping):
             return Genotype.from_arch(data)
         raise GenotypeError(f"{where}: expected a genotype object")
-    return parse_genotype_text(text, where)
+    return parse_genotype_text(text, where, name)
 
 
 def save_genotype(genotype: Genotype, path: str | os.PathLike) -> Path:

@@ -19,8 +19,8 @@ take two inputs) and the released architectures in ``backbones/`` are registered
 where NNI is not installed.
 """
 
-from __future__ import annotations
 
+import contextlib
 import json
 import os
 from functools import cache
@@ -161,13 +161,9 @@ class NetworkPlan:
         # Positions: -2 is the ImageNet stem's first output (stem0), -1 the stem output, i >= 0 cell i.
         c_stem = channels if imagenet else stem_multiplier * channels
         self.stem_channels = c_stem
-        sources = [((i - 2 if imagenet or i >= 2 else -1), i - 1) for i in range(layers)]
+        self.sources = [((i - 2 if imagenet or i >= 2 else -1), i - 1) for i in range(layers)]
         self.uses = [_cell_edges(cell)[2] for cell, _ in self.cells]
-        needed = {layers - 1}
-        for i in reversed(range(layers)):
-            if i in needed:
-                needed.update(src for src, use in zip(sources[i], self.uses[i], strict=True) if use)
-        self.needed = [i in needed for i in range(layers)]
+        self.needed = self.needed_for(layers - 1)
 
         # Channels and strides.
         stride = {"cifar": 1, "imagenet": 8, "imagenet_stride4": 4}[stem]
@@ -207,6 +203,22 @@ class NetworkPlan:
             aux -= 1
         self.aux_position = aux
         self.aux_channels = out[aux][0]
+
+
+    def reads(self, position: int) -> set[int]:
+        """Every position (-2, -1: the stem's outputs; i >= 0: cell i) the output at ``position`` depends on."""
+        read = {position}
+        for i in reversed(range(position + 1)):
+            if i in read:
+                read.update(src for src, use in zip(self.sources[i], self.uses[i], strict=True) if use)
+        if self.stem != "cifar" and -1 in read:
+            read.add(-2)  # stem1 reads stem0
+        return read
+
+    def needed_for(self, position: int) -> list[bool]:
+        """Which cells the output at ``position`` reads, directly or through other cells."""
+        read = self.reads(position)
+        return [i in read for i in range(self.layers)]
 
 
 def plan_network(genotype: Genotype, channels: int | None = None, layers: int | None = None, stem: str = "cifar",
@@ -260,7 +272,8 @@ class DartsNetwork(nn.Module):
     def __init__(self, genotype: Genotype | dict[str, Any] | str | os.PathLike, channels: int | None = None,
                  layers: int | None = None, num_classes: int = 1000, in_chans: int = 3, stem: str = "cifar",
                  stem_multiplier: int = 3, global_pool: str = "avg", drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0, aux_head: bool = False) -> None:
+                 drop_path_rate: float = 0.0, aux_head: bool = False, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         genotype = as_genotype(genotype)
         plan = plan_network(genotype, channels, layers, stem, stem_multiplier)
@@ -276,17 +289,23 @@ class DartsNetwork(nn.Module):
         self.drop_rate = drop_rate
         self.drop_path_prob = float(drop_path_rate)
         self.imagenet_stem = stem != "cifar"
-        self.stem, _ = make_stem(stem, in_chans, plan.stem_channels)  # type: ignore[arg-type]
-        self.cells = nn.ModuleList(
-            Cell(cell, *args) if needed else SkippedCell()
-            for (cell, _), args, needed in zip(plan.cells, plan.cell_args, plan.needed, strict=True)
-        )
+        # timm's factory kwargs: every tensor is made on ``device`` (torch's device context reaches the op
+        # factories too) and every floating-point one is cast to ``dtype`` (integer buffers keep theirs).
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            self.stem, _ = make_stem(stem, in_chans, plan.stem_channels)  # type: ignore[arg-type]
+            self.cells = nn.ModuleList(
+                Cell(cell, *args) if needed else SkippedCell()
+                for (cell, _), args, needed in zip(plan.cells, plan.cell_args, plan.needed, strict=True)
+            )
+            self.aux_head = AuxiliaryHead(plan.aux_channels, num_classes) if aux_head else None
+            self.global_pool, self.classifier = create_classifier(plan.num_features, num_classes,
+                                                                  pool_type=global_pool)
+        if dtype is not None:
+            self.to(dtype=dtype)
         self.num_features = self.head_hidden_size = plan.num_features
         self.feature_info = [dict(info) for info in plan.feature_info]
         self._feature_positions = list(plan.feature_positions)
         self._aux_position = plan.aux_position
-        self.aux_head = AuxiliaryHead(plan.aux_channels, num_classes) if aux_head else None
-        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool)
 
     # -- timm API
     @torch.jit.ignore
@@ -303,12 +322,20 @@ class DartsNetwork(nn.Module):
         return self.classifier
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new head for ``num_classes`` (0: none) on the model's device and dtype, in its train/eval mode;
+        ``global_pool=None`` keeps the current pooling (timm's contract)."""
         self.num_classes = num_classes
         if global_pool is None:
             global_pool = self.global_pool.pool_type
-        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        like = next(self.stem.parameters())
+        factory = dict(device=like.device, dtype=like.dtype)
+        self.global_pool, self.classifier = create_classifier(self.num_features, num_classes, pool_type=global_pool,
+                                                              **factory)
+        self.global_pool.train(self.training)
+        self.classifier.train(self.training)
         if self.aux_head is not None:
-            self.aux_head.classifier = nn.Linear(768, num_classes) if num_classes > 0 else nn.Identity()
+            head = nn.Linear(768, num_classes, **factory) if num_classes > 0 else nn.Identity()
+            self.aux_head.classifier = head.train(self.training)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if self.imagenet_stem:
@@ -373,11 +400,22 @@ class DartsNetwork(nn.Module):
     @torch.jit.ignore
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
-        """Drop the cells after the deepest requested feature level (and the head)."""
+        """Keep only what the deepest requested feature level reads (timm's contract): afterwards
+        :meth:`forward_features` returns that level's output, and every parameter left gets a gradient.
+
+        Cells after the level are removed; cells before it that it never reads become
+        :class:`SkippedCell`; at the ImageNet stem's first level (stem0) stem1 is dropped. With
+        ``prune_head`` the classifier, pooling and auxiliary head go too. Returns the kept indices.
+        """
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         last = self._feature_positions[max_index]
-        self.cells = self.cells[: max(last + 1, 0)]
-        if self.aux_head is not None and self._aux_position > last:
+        kept = max(last + 1, 0)
+        needed = self.plan.needed_for(last)[:kept] if last >= 0 else []
+        self.cells = nn.ModuleList(cell if keep else SkippedCell()
+                                   for cell, keep in zip(self.cells[:kept], needed, strict=True))
+        if last == -2:  # the output of stem0: stem1 would compute what nothing reads
+            self.stem.stem1 = nn.Identity()
+        if self.aux_head is not None and (prune_head or self._aux_position not in self.plan.reads(last)):
             self.aux_head = None
         if prune_head:
             self.reset_classifier(0, "")

@@ -101,9 +101,11 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        # Pad odd sizes so that both branches have the same spatial size.
-        y = nn.functional.pad(x, (0, 1, 0, 1)) if x.shape[-1] % 2 or x.shape[-2] % 2 else x
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(y[:, :, 1:, 1:])], dim=1))
+        # The second branch starts one pixel in; one zero row/column at the far side gives it conv_1's output
+        # size at odd sizes and is never sampled at even ones (stride 2), so the pad is unconditional: no
+        # Python branch on tensor shapes, which FX and torch.export cannot trace.
+        y = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(y)], dim=1))
 
 
 class Zero(nn.Module):

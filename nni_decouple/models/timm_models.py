@@ -40,7 +40,8 @@ from .network import (
 )
 
 __all__ = ["PREFIX", "user_dir", "model_name_for", "register_genotype", "register_exports", "registered_exports",
-           "preset_names", "preset_genotype", "preset_info", "network_config", "model_entry"]
+           "preset_names", "preset_genotype", "preset_info", "network_config", "model_entry", "DATASET_STATS",
+           "dataset_stats"]
 
 PREFIX = "nd_"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -48,10 +49,16 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 default_cfgs: dict[str, Any] = {}
 _exports: dict[str, Path] = {}  # model name -> backbone json of user exports registered from disk
 
-_DATASET_STATS = {
+#: How each dataset the project trains on is normalised (``nni_decouple.data``): per-channel mean and std
+#: of pixels in [0, 1], timm's convention. MNIST-5k and digits are normalised with their own statistics
+#: (one value for all pixels); tests/models/test_timm_models.py checks these against the data.
+DATASET_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist5k": ((0.1313,), (0.3086,)),
+    "digits": ((0.3053,), (0.3761,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
 
@@ -97,13 +104,24 @@ def _pretrained_cfg(genotype: Genotype, entry: dict[str, Any], file: str | None)
                                pool_size=(pool, pool))
     if plan.stem != "cifar":
         cfg.update(crop_pct=0.875, interpolation="bicubic", first_conv="stem.stem0.0")
-    mean, std = _DATASET_STATS.get(entry.get("dataset", ""), _DATASET_STATS["cifar10"])
-    if in_chans != 3:  # e.g. MNIST: one global normalisation is applied by the data pipeline
-        mean, std = (0.0,) * in_chans, (1.0,) * in_chans
-    cfg.update(mean=mean, std=std)
+    cfg.update(zip(("mean", "std"), dataset_stats(entry.get("dataset"), in_chans), strict=True))
     if file:
         cfg["file"] = str(file)
     return _cfg(**cfg)
+
+
+def dataset_stats(dataset: str | None, in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ``mean`` and ``std`` of a pretrained cfg: how ``dataset`` was normalised for training, one value
+    per input channel. An unknown dataset gets CIFAR-10's (3 channels) or none (mean 0, std 1)."""
+    if dataset in DATASET_STATS:
+        mean, std = DATASET_STATS[dataset]
+    elif in_chans == 3:
+        mean, std = DATASET_STATS["cifar10"]
+    else:
+        mean, std = (0.0,), (1.0,)
+    if len(mean) != in_chans:  # a one-value normalisation (MNIST) applies to every channel
+        mean, std = (mean[0],) * in_chans, (std[0],) * in_chans
+    return tuple(mean), tuple(std)
 
 
 def register_genotype(name: str, genotype: Genotype | dict[str, Any] | str | os.PathLike, *,

@@ -97,3 +97,25 @@ def test_export_refuses_weights_of_another_network(tmp_path: Path, home: Path, c
     assert main(["export", str(run), "--name", "test_export_mismatch", "--channels", "6"]) == 2
     assert "do not fit this network" in capsys.readouterr().err
     assert not home.exists() or not any(home.iterdir())
+
+
+@pytest.mark.parametrize("stem, levels", [("cifar", 3), ("imagenet", 4)])
+@pytest.mark.parametrize("own_dir", [False, True])
+def test_every_line_export_prints_runs_as_printed(stem: str, levels: int, own_dir: bool, tmp_path: Path,
+                                                  home: Path, capsys, printed_code) -> None:
+    """The usage lines come from the network's own feature_info: out_indices=(1, 2, 3) used to be printed for
+    every export, and failed for the three-level CIFAR/MNIST-stem networks."""
+    run, _ = _train_run(tmp_path)
+    name = f"test_printed_{stem}_{int(own_dir)}"
+    argv = ["export", str(run / "genotype.json"), "--name", name, "--stem", stem, "--channels", "4", "--layers", "3",
+            "--input-size", "32"] + (["--dir", str(tmp_path / "own")] if own_dir else [])
+    assert main(argv) == 0
+    code = printed_code(capsys.readouterr().out, "use it (Python):")
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - the lines the command printed, run as a user would paste them
+    backbone = scope["backbone"].eval()
+    assert len(backbone.feature_info.channels()) == min(levels, 3)
+    assert backbone.feature_info.reduction()[-1] == (4 if stem == "cifar" else 32)
+    features = backbone(torch.randn(1, 1, 32, 32))
+    assert [f.shape[1] for f in features] == backbone.feature_info.channels()
+    assert scope["model"].eval()(torch.randn(1, 1, 32, 32)).shape == (1, 10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -23,8 +25,12 @@ TINY = ["--dataset", "mnist5k", "--train-limit", "1500", "--epochs", "3", "--bat
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run directory; what the command printed is beside it, in printed.txt."""
     out = tmp_path_factory.mktemp("train") / "run"
-    assert main(["train", "darts_v2", *TINY, "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", "darts_v2", *TINY, "--out", str(out)]) == 0
+    (out.parent / "printed.txt").write_text(printed.getvalue())
     return out
 
 
@@ -54,6 +60,22 @@ def test_checkpoint_loads_through_timm_with_identical_outputs(trained: Path) -> 
             assert torch.equal(model(x), reference(x)), file
 
 
+def test_the_line_train_prints_loads_the_weights_as_trained(trained: Path, printed_code) -> None:
+    """Runnable as printed (it used to lack its imports), and its cfg says how the weights were trained."""
+    code = printed_code((trained.parent / "printed.txt").read_text(), "load it with timm (Python):")
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - the lines the command printed, run as a user would paste them
+    model = scope["model"].eval()
+    _, test_set, info = build_datasets("mnist5k")
+    assert model.pretrained_cfg["mean"] == tuple(round(m, 4) for m in info.mean)
+    assert model.pretrained_cfg["std"] == tuple(round(s, 4) for s in info.std)
+    reference = DartsNetwork(trained, 8, 5, 10, 1).eval()
+    reference.load_state_dict(torch.load(trained / "model.pth", weights_only=True)["state_dict"])
+    x = test_set.tensors[0][:4]
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
 def test_train_never_overwrites_and_exports(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys) -> None:
     assert main(["train", "darts_v2", *TINY, "--out", str(trained)]) == 2  # an existing run is never overwritten
@@ -66,6 +88,10 @@ def test_train_never_overwrites_and_exports(trained: Path, tmp_path: Path, monke
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
+    # The export's cfg normalises as training did: MNIST-5k's own statistics, not mean 0 / std 1.
+    info = build_datasets("mnist5k")[2]
+    assert model.pretrained_cfg["mean"] == pytest.approx(info.mean, abs=1e-4) and info.mean[0] > 0.1
+    assert model.pretrained_cfg["std"] == pytest.approx(info.std, abs=1e-4) and info.std[0] < 0.5
 
 
 def test_resume_refuses_another_training_and_a_broken_checkpoint(trained: Path, tmp_path: Path, capsys) -> None:

@@ -189,3 +189,53 @@ def test_exported_network_runs_where_nni_cannot_be_imported(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"models": len(preset_names()) + 1, "features": 3, "nni": []}
+
+
+def _small(stem: str = "cifar", **kwargs) -> DartsNetwork:
+    return DartsNetwork(preset_genotype("nd_dots_c10"), 4, 5, 10, 3, stem, **kwargs)
+
+
+def test_reset_classifier_builds_the_head_on_the_models_device_dtype_and_mode() -> None:
+    model = _small(aux_head=True).to(device="meta", dtype=torch.float64).eval()
+    model.reset_classifier(7)
+    heads = [*model.classifier.parameters(), *model.aux_head.classifier.parameters()]
+    assert heads and {(p.device.type, p.dtype) for p in heads} == {("meta", torch.float64)}
+    assert not any(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("stem", ["cifar", "imagenet"])
+def test_fx_traces_the_network_at_odd_sizes(stem: str) -> None:
+    """torchvision's FX feature extraction, as timm's tests call it: no Python branch on tensor shapes
+    (FactorizedReduce used to pad odd sizes under an `if` on x.shape)."""
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model = _small(stem).eval()
+    _, nodes = get_graph_node_names(model)
+    extractor = create_feature_extractor(model, return_nodes=[nodes[-1]])
+    x = torch.randn(2, 3, 35, 35)
+    with torch.no_grad():
+        assert torch.equal(next(iter(extractor(x).values())), model(x))
+
+
+@pytest.mark.parametrize("name, stem", [("nd_dots_c10", "imagenet"), ("nd_dartopti_resnet50_sparse_c100", "cifar")])
+def test_pruning_keeps_what_the_level_reads_and_only_that(name: str, stem: str) -> None:
+    """timm's prune contract at every level: forward_features ends at the level (the ImageNet stem used to
+    return stem1's output at level 0), and every parameter left gets a gradient (DARTOpti ResNet50 sparse
+    C100 used to keep a cell its level-1 output never reads)."""
+    import copy
+
+    genotype = preset_genotype(name)
+    model = DartsNetwork(genotype, 8, len(genotype.layers) if genotype.per_layer else 5, 10, 3, stem).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        taps = model.forward_intermediates(x, intermediates_only=True)
+    for i in range(len(taps)):
+        pruned = copy.deepcopy(model)
+        assert pruned.prune_intermediate_layers([i], prune_norm=True) == [i]
+        with torch.no_grad():
+            assert torch.equal(pruned.forward_features(x), taps[i]), i
+        pruned.train()
+        outputs = [pruned.forward_features(x), *pruned.forward_intermediates(x, [i], intermediates_only=True)]
+        sum(f.sum() for f in outputs).backward()
+        unused = [n for n, p in pruned.named_parameters() if p.grad is None]
+        assert not unused, (i, unused)

@@ -206,3 +206,22 @@ def test_every_backbone_file_has_a_card_and_registered_models() -> None:
         assert name in network_source, f"{name} has no @register_model function"
         card = (directory / f"{preset_info(name)['backbone']}.md").read_text(encoding="utf-8")
         assert f"`{name}`" in card and "FlopCounterMode" in card
+
+
+def test_pretrained_cfg_normalises_as_each_dataset_was_trained() -> None:
+    """Every dataset the project trains on has the statistics its reader normalises with; MNIST-5k and
+    digits use their own (an MNIST export's cfg used to say mean 0, std 1)."""
+    from nni_decouple.data import _CIFAR_STATS, _IMAGENET_STATS, DATASETS, build_datasets
+    from nni_decouple.models.timm_models import DATASET_STATS, dataset_stats
+
+    assert set(DATASETS) <= set(DATASET_STATS)
+    for name in ("mnist5k", "digits"):  # the bundled data: compare with what the reader applies
+        info = build_datasets(name)[2]
+        assert DATASET_STATS[name] == (pytest.approx(info.mean, abs=1e-4), pytest.approx(info.std, abs=1e-4))
+    assert DATASET_STATS["cifar10"] == _CIFAR_STATS["cifar10"] and DATASET_STATS["cifar100"] == _CIFAR_STATS["cifar100"]
+    assert DATASET_STATS["imagenet"] == DATASET_STATS["imagefolder"] == _IMAGENET_STATS
+    name = register_genotype("test_mnist_stats", preset_genotype("nd_dots_c10"), channels=4, layers=5, in_chans=1,
+                             input_size=28, dataset="mnist5k", replace=True)
+    cfg = timm.create_model(name).pretrained_cfg
+    assert (cfg["mean"], cfg["std"], cfg["input_size"]) == ((0.1313,), (0.3086,), (1, 28, 28))
+    assert dataset_stats("mnist5k", 3) == ((0.1313,) * 3, (0.3086,) * 3)

@@ -83,6 +83,10 @@ def test_cli_searches_paper_n9_on_mnist5k(tmp_path):
     assert "normal/topology_8" in probs  # merged output-edge weights s(i, j) of the last node's inputs
     net = DartsNetwork(genotype, channels=4, layers=genotype.meta["eval_layers"], num_classes=10, in_chans=1)
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    # Its text (what the search prints and `genotype --to text` writes) reads back unchanged: nodes may have
+    # one, two or no inputs, which DARTS' two-pairs-per-node text cannot say.
+    assert main(["genotype", str(out), "--to", "text", "--out", str(tmp_path / "genotype.txt")]) == 0
+    assert load_genotype(tmp_path / "genotype.txt") == genotype
 
 
 def test_topology_parameters_per_cell_at_n9():
