@@ -50,11 +50,24 @@ CASES = {
 NO_GRADIENTS = {"darts", "gdas"}
 
 
-def search(tmp_path: Path, name: str) -> tuple[Path, list[dict], str]:
-    out = tmp_path / name
-    argv = ["search", *CASES[name][:1], *TINY, *CASES[name][1:], "--out", str(out)]
-    assert main(argv) == 0
-    return out, read_history(out), ""
+_RUNS: dict[str, tuple[Path, list[dict], str]] = {}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dynamics")
+
+
+def search(root: Path, name: str, capsys: pytest.CaptureFixture[str] | None = None) -> tuple[Path, list[dict], str]:
+    """Run case ``name`` once per module (the report test reuses the run); returns the run directory,
+    its history and what the search printed."""
+    if name not in _RUNS or not _RUNS[name][0].is_dir():
+        out = root / name
+        argv = ["search", *CASES[name][:1], *TINY, *CASES[name][1:], "--out", str(out), "--force"]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out if capsys is not None else ""
+        _RUNS[name] = (out, read_history(out), printed)
+    return _RUNS[name]
 
 
 def moved(history: list[dict]) -> dict[str, tuple[float, float]]:
@@ -68,9 +81,8 @@ def gradient_stats(history: list[dict]) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_search_keeps_its_health_invariants(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    out, history, _ = search(tmp_path, name)
-    printed = capsys.readouterr().out
+def test_search_keeps_its_health_invariants(root: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out, history, printed = search(root, name, capsys)
     assert "health:" in printed  # the verdict line of the search summary
     assert all("health" in r for r in history)
 
@@ -109,10 +121,10 @@ def _check_dots_plan(history: list[dict], printed: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["ddarts-exact", "edarts", "dots-grouped"])
-def test_report_and_tensorboard_show_the_health(tmp_path: Path, name: str) -> None:
+def test_report_and_tensorboard_show_the_health(root: Path, name: str) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out, history, _ = search(tmp_path, name)
+    out, history, _ = search(root, name)
     assert main(["report", str(out), "--no-size"]) == 0
     page = (out / "report.html").read_text()
     section = page.split('<section id="health">', 1)[1].split("</section>", 1)[0]

@@ -232,6 +232,10 @@ class StagedModule(BilevelModule):
             raise ConfigError(self.ddp_refusal)
         self._plan = None
         _ = self.plan  # fail before training if the stage epochs do not fit max_epochs
+        if not self.plan.stage(self.trainer.current_epoch).startswith("topology"):
+            for topology in self.topology_modules():  # not searched yet: the start is recorded as such
+                if hasattr(topology, "enabled"):
+                    topology.enabled = False
         if self.trainer.is_global_zero and self.print_plan:
             print(f"DOTS {self.plan.describe()}", flush=True)
         return super().setup(stage)
