@@ -216,6 +216,8 @@ def _check(name: str, cells: Mapping[str, Mapping[str, Any]], t: HealthThreshold
         moving = {k: v for k, v in cells.items() if "movement" in v}
         if not moving or record.get("epoch", 0) == 0:
             return _na("no architecture parameters recorded yet")
+        if all(v["movement"] == 0.0 for v in moving.values()):
+            return _na("no architecture update yet (a warm-up)")
         still = [k for k, v in moving.items()
                  if v["movement"] < max(t.min_movement, t.noise_factor * v.get("noise", 0.0))]
         if still:

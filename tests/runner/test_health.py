@@ -61,6 +61,8 @@ def test_movement_below_the_initial_noise_trips() -> None:
     assert still["checks"]["movement"]["status"] == "warn"
     assert "not searching yet" in still["checks"]["movement"]["message"]
     assert still["cells"]["normal"]["movement"] == pytest.approx(0.002)
+    warmup = assess(record(1, CONVS * 2, alpha=0.0), [start])  # weights only so far: nothing to judge
+    assert warmup["checks"]["movement"]["status"] == "n/a" and "warm-up" in warmup["checks"]["movement"]["message"]
 
 
 def test_gradient_spikes_and_opposing_steps_trip() -> None:
