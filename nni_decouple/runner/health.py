@@ -49,8 +49,9 @@ class HealthThresholds:
             many times its plain cross-entropy gradient norm (a spike).
         max_opposing_share: ``gradient`` warns when more than this share of an epoch's architecture
             steps point against the cross-entropy descent (cosine < 0): a regulariser reverses it.
-        max_parameter_free_share: ``collapse`` warns when more than this share of a derived cell's
-            edges are pooling or skip connections.
+        max_parameter_free_share: ``collapse`` warns when more than this share of a derived normal
+            cell's edges are pooling or skip connections (reduction cells are not judged: DARTS_V2's
+            reduction cell is all pooling and skip).
         max_skip_share: ``collapse`` warns when more than this share of a derived cell's edges are skip
             connections (P-DARTS keeps at most 2 of 8).
         window: ``stability`` compares the derived cells with those this many epochs earlier.
@@ -246,9 +247,10 @@ def _check(name: str, cells: Mapping[str, Mapping[str, Any]], t: HealthThreshold
         worst = max(g["max_ratio"] for g in graded.values())
         return _ok(f"largest ratio to the cross-entropy gradient {worst:.3g}")
     if name == "collapse":
-        derived = {k: v for k, v in cells.items() if v.get("edges")}
+        # Normal cells only: reduction cells are pooling by design (DARTS_V2's is 8/8 pooling and skip).
+        derived = {k: v for k, v in cells.items() if v.get("edges") and not k.startswith("reduce")}
         if not derived:
-            return _na("no derived cell")
+            return _na("no derived normal cell")
         problems = []
         for k, v in derived.items():
             if v["parameter_free"] / v["edges"] > t.max_parameter_free_share:
