@@ -9,6 +9,8 @@ from dataclasses import fields
 from ..data import DATASETS
 from ..options import NON_NEGATIVE, POSITIVE
 from ..runner.experiment import SearchConfig, is_rank_zero, run_search, skip_counts
+from ..runner.health import verdict
+from ..runner.recorder import read_history
 from ..strategies import get_method, load_all
 
 
@@ -88,5 +90,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
     print(f"genotype: {genotype.to_text()}")
     print(f"skip connections: {skip_counts(genotype)}")
-    print(f"written: {result.out}/genotype.json, arch_probs.json, checkpoints/, logs/", file=sys.stdout)
+    history = read_history(result.out) if result.out is not None else []
+    print(verdict(history[-1].get("health") if history else None))
+    print(f"written: {result.out}/genotype.json, arch_probs.json, arch_history.jsonl, checkpoints/, logs/",
+          file=sys.stdout)
+    if result.out is not None:
+        print("look at it:")
+        print(f"  nni-decouple show {result.out} --out {result.out}/cells.png    # cell diagrams")
+        print(f"  nni-decouple report {result.out}    # HTML report, with the search-health checks")
+        print(f"  nni-decouple export {result.out} --name my_{args.method}    # a timm backbone, nd_my_{args.method}")
+    sys.stdout.flush()
     return 0

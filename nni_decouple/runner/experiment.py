@@ -137,8 +137,21 @@ def is_rank_zero() -> bool:
 
 
 def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Options (but the number of epochs, which a resume may extend) that differ between two runs."""
-    return [k for k in current if k != "epochs" and saved.get(k) != current[k]]
+    """Options (but the number of epochs, which a resume may extend) that differ between two runs.
+
+    A method option the saved run does not record at all was added by a later version of the
+    package (e.g. DOTS' ``anneal``): it is not a difference, so that older runs still resume."""
+    changed = []
+    for k in current:
+        old, new = saved.get(k), current[k]
+        if k == "epochs":
+            continue
+        if k == "method_options" and isinstance(old, dict) and isinstance(new, dict):
+            if set(old) - set(new) or any(old[o] != v for o, v in new.items() if o in old):
+                changed.append(k)
+        elif old != new:
+            changed.append(k)
+    return changed
 
 
 def _check_resume(out: Path, config: SearchConfig) -> Path:

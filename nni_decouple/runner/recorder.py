@@ -13,15 +13,22 @@ epoch and after every epoch, what ``nni-decouple report`` plots:
   ``alpha_choice``...), each tensor once even when cells share it;
 - ``stage`` and ``temperatures``: the schedule's stage (DOTS) and every ``temperature``/``tau`` of
   the op-weight and topology modules, where the method has them;
-- ``skip_connections`` and ``genotype``: the cells derived at that point.
+- ``skip_connections`` and ``genotype``: the cells derived at that point; ``topology_preview``
+  lists the cells whose topology is not searched yet (DOTS' op stages), whose genotype shows
+  the op search's preference by DARTS' rule rather than a searched topology;
+- ``stage_plan``: the schedule's plan in words (DOTS), in the first record;
+- ``health``: the search-health measurements and verdicts of :mod:`.health` (movement, entropy,
+  gradient against the cross-entropy gradient, collapse, stability); a check that trips prints one
+  console line (rank 0).
 
 The line of epoch ``e`` describes the architecture after ``e`` epochs (``0``: at initialisation),
 and its ``stage``/``temperatures`` are those the epoch ran with. A resumed run appends; readers keep
 the last line of every epoch (:func:`read_history`). With TensorBoard (Lightning's
 ``TensorBoardLogger`` among the trainer's loggers) the same quantities go to the run's event file:
 histograms ``arch/<parameter>``, scalars ``schedule/<temperature>`` and ``schedule/stage_index``,
-text ``schedule/stage``; the per-edge weights are already there as NNI's ``prob/*`` scalars and the
-skip connections as ``skip_connections/*``.
+text ``schedule/stage``, scalars ``health/<cell>/<measurement>`` and ``health/<check>`` (1: warns);
+the per-edge weights are already there as NNI's ``prob/*`` scalars and the skip connections as
+``skip_connections/*``.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import torch
 from pytorch_lightning import Callback
 
 from ..models.genotype import Genotype
+from .health import HealthThresholds, assess, tripped
 
 HISTORY_FILE = "arch_history.jsonl"
 #: Attributes of op-weight/topology modules that are temperatures (DOTS' T, Gumbel's tau).
@@ -137,6 +145,8 @@ def snapshot(pl_module: Any, epoch: int) -> dict[str, Any]:
             m.train(training)
     genotype = Genotype.from_arch(arch)
     stage = getattr(pl_module, "stage", None) if epoch > 0 else None  # the initial record precedes every stage
+    previews = sorted({label for _, label, cell in _labelled_modules(pl_module)
+                       if getattr(getattr(cell, "topology", None), "enabled", True) is False})
     record: dict[str, Any] = {
         "epoch": epoch,
         "stage": stage if isinstance(stage, str) else None,
@@ -146,6 +156,11 @@ def snapshot(pl_module: Any, epoch: int) -> dict[str, Any]:
         "parameters": {name: _round(p.float().cpu().tolist()) for name, p in _arch_parameters(pl_module).items()},
         "genotype": genotype.to_dict(),
     }
+    if previews:
+        record["topology_preview"] = previews
+    plan = getattr(pl_module, "plan", None) if epoch == 0 else None
+    if plan is not None and hasattr(plan, "describe"):
+        record["stage_plan"] = plan.describe()
     return record
 
 
@@ -190,15 +205,38 @@ class ArchitectureRecorder(Callback):
     """Append a :func:`snapshot` to ``out/arch_history.jsonl`` before training and after every epoch,
     and log it to TensorBoard when the trainer has a TensorBoard logger (rank 0 only)."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, thresholds: HealthThresholds | None = None, console: bool = True) -> None:
         self.path = Path(out) / HISTORY_FILE
+        self.thresholds = thresholds or HealthThresholds()
+        self.console = console
+        self._history: list[dict[str, Any]] | None = None
+        self._reported: set[tuple[str, str]] = set()
 
     def _record(self, trainer: Any, pl_module: Any, epoch: int) -> None:
         record = snapshot(pl_module, epoch)
+        stats = getattr(pl_module, "grad_stats", None)
+        gradients = stats.pop() if stats is not None and hasattr(stats, "pop") else None
         if not trainer.is_global_zero:
             return
+        if self._history is None:  # a resumed run continues the history on disk
+            self._history = [r for r in read_history(self.path.parent) if r["epoch"] < epoch]
+        final = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        record["health"] = assess(record, self._history, gradients, self.thresholds, final=final)
+        self._history.append(record)
         append_record(self.path, record)
         self._tensorboard(trainer, pl_module, record)
+        if self.console:
+            self._print_tripped(record)
+
+    def _print_tripped(self, record: dict[str, Any]) -> None:
+        """One line per check that trips with a new message kind (not again every epoch)."""
+        for check, message in tripped(record["health"]):
+            key = (check, message.split(":", 1)[0])
+            if key in self._reported:
+                continue
+            self._reported.add(key)
+            print(f"health warning after epoch {record['epoch']}: {check}: {message}; see docs/health.md",
+                  flush=True)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.current_epoch == 0:  # not on resume: the initial state is recorded already
@@ -224,6 +262,7 @@ class ArchitectureRecorder(Callback):
                     writer.add_histogram(f"arch/{name}", p.float().cpu(), epoch)
             for key, value in record["temperatures"].items():
                 writer.add_scalar(f"schedule/{key}", value, epoch)
+            _health_scalars(writer, record.get("health"), epoch)
             if record["stage"] is not None:
                 writer.add_text("schedule/stage", record["stage"], epoch)
                 from ..search.schedules.staged import STAGES
@@ -231,3 +270,25 @@ class ArchitectureRecorder(Callback):
                 if record["stage"] in STAGES:
                     writer.add_scalar("schedule/stage_index", STAGES.index(record["stage"]), epoch)
             writer.flush()
+
+
+#: Health measurements written to TensorBoard as ``health/<cell>/<name>``.
+HEALTH_SCALARS = ("movement", "op_entropy", "topology_entropy", "parameter_free", "skip", "changed")
+
+
+def _health_scalars(writer: Any, health: dict[str, Any] | None, epoch: int) -> None:
+    if not health:
+        return
+    for label, cell in health.get("cells", {}).items():
+        for name in HEALTH_SCALARS:
+            value = cell.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                writer.add_scalar(f"health/{label}/{name}", float(value), epoch)
+        gradient = cell.get("gradient") or {}
+        if gradient.get("steps"):
+            writer.add_scalar(f"health/{label}/grad_ratio_max", float(gradient["max_ratio"]), epoch)
+            writer.add_scalar(f"health/{label}/grad_cosine_min", float(gradient["min_cosine"]), epoch)
+            writer.add_scalar(f"health/{label}/grad_opposing_share", gradient["opposing"] / gradient["steps"], epoch)
+    for check, verdict in health.get("checks", {}).items():
+        if verdict.get("status") in ("ok", "warn"):
+            writer.add_scalar(f"health/{check}", float(verdict["status"] == "warn"), epoch)

@@ -73,7 +73,10 @@ class DecoupledCell(BaseSuperNetModule):
     def forward(self, *inputs: list[torch.Tensor] | torch.Tensor) -> Any:
         processed = preprocess_cell_inputs(2, *inputs)
         states: list[torch.Tensor] = self.preprocessor(processed)
-        weights = self.edge_op_weights()
+        if self.op_weight_override is None:
+            weights, factors = self.op_weights.split()  # factors weigh whole edges (e.g. DNAS' beta)
+        else:
+            weights, factors = self.op_weight_override, None
         edge_weights = self.edge_weights()
         for j in self.graph.node_ids:
             node = None
@@ -81,6 +84,8 @@ class DecoupledCell(BaseSuperNetModule):
                 if edge_weights is not None and not edge_weights.requires_grad and float(edge_weights[e]) == 0.0:
                     continue  # a fixed zero edge contributes nothing: skip its ops
                 y = self.edges[e](states[self.graph.edges[e][0]], weights[e])
+                if factors is not None:
+                    y = factors[e] * y
                 if edge_weights is not None:
                     y = edge_weights[e] * y
                 node = y if node is None else node + y

@@ -25,10 +25,25 @@ with warnings.catch_warnings():
     from nni.nas.strategy import DARTS
 
 
+def check_sharing(model: Any, want: str | None, what: str) -> None:
+    """Refuse a space whose cell sharing is not ``want`` (one rule for every method and the composer).
+
+    ``what`` names the search that needs it (e.g. ``DNAS (a global search)`` or ``--space global``).
+    A space that does not say how it shares (not a :class:`~nni_decouple.spaces.CellSpace`) is let through.
+    """
+    sharing = getattr(model, "sharing", None)
+    if want is not None and sharing is not None and sharing != want:
+        raise ConfigError(f"{what} needs a space with sharing={want!r}, but the space has sharing={sharing!r}: "
+                          f"build it as CellSpace(sharing={want!r}, ...) (the CLI does)")
+
+
 class DecoupledStrategy(DARTS):
     """One-shot strategy assembled from the axes of the package (the axes: docs/architecture.md)."""
 
     schedule_cls: type[BilevelModule] = BilevelModule
+    #: The cell sharing the method's space must have (``None``: any), and how errors name the method.
+    space_sharing: str | None = None
+    space_what: str = "this method"
 
     def __init__(self, *, weights: str = "softmax", weights_options: dict[str, Any] | None = None,
                  topology: str = "none", topology_options: dict[str, Any] | None = None,
@@ -55,6 +70,10 @@ class DecoupledStrategy(DARTS):
 
     def make_topology(self, graph: Any, spec: Any, label: str, memo: dict[str, Any]) -> Any:
         return TOPOLOGIES[self.topology](graph, spec, label, memo, **self.topology_options)
+
+    def mutate_model(self, model: Any) -> Any:
+        check_sharing(model, self.space_sharing, self.space_what)
+        return super().mutate_model(model)
 
     def default_mutation_hooks(self) -> list:
         hook = cell_hook(self.make_weights, self.make_topology, self.derive, self.derive_kwargs, self.edge_factory)

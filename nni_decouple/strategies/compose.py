@@ -287,16 +287,10 @@ class ComposedStrategy(DecoupledStrategy):
                          edge_factory=EDGES[parts.edges](**parts.edge_options),
                          schedule_options=options("schedule", c.schedule, schedule_options), **kwargs)
         self.composition = c
+        self.space_sharing, self.space_what = SPACES[c.space].sharing, f"--space {c.space}"
         self.schedule_cls = SCHEDULES[c.schedule]
         self.edges, self.subset, self.balanced, self.seed, self.lazy_val = edges, subset, balanced, seed, lazy_val
 
-    def mutate_model(self, model: Any) -> Any:
-        sharing = getattr(model, "sharing", None)
-        want = SPACES[self.composition.space].sharing
-        if sharing is not None and sharing != want:
-            raise ConfigError(f"--space {self.composition.space} needs a space with sharing={want!r}, but the space "
-                              f"has sharing={sharing!r}: build it as CellSpace(sharing={want!r}, ...) (the CLI does)")
-        return super().mutate_model(model)
 
     def train_dataloader(self, train_dataloader_fn: Any, val_dataloader_fn: Any) -> dict[str, Any]:
         return search_loaders(train_dataloader_fn(), val_dataloader_fn(), subset=self.subset, seed=self.seed,

@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..models.handcrafted import HANDCRAFTED, get_handcrafted
 from ..models.ops import resolve_ops
 from ..options import NON_NEGATIVE, PROBABILITY, at_least
-from ..search.schedules.percell import ABLATIONS, DEACTIVATIONS, PerCellModule
+from ..search.schedules.percell import ABLATIONS, DEACTIVATIONS, NORMALISERS, PerCellModule
 from . import Method, register_method
 from .base import DecoupledStrategy
 
@@ -39,14 +39,21 @@ class DDARTS(DecoupledStrategy):
             whose ops start at alpha = ``start_high`` and the others at ``start_low`` (DARTOpti).
         share_identical: identical cells of the handcrafted network share one alpha (DARTOpti (ii)).
         deactivate: what "without cell i" means for the marginal contributions (``zero`` or ``uniform``).
+        normaliser: the ablation loss' denominator: ``bounded`` (max(|mean M|, mean |M|, floor), gradient
+            stopped; default), ``stopped`` (|mean M|, gradient stopped) or ``mean`` (|mean M| differentiated,
+            which spikes as mean M crosses zero). See docs/ddarts.md.
+        normaliser_floor: the smallest ``bounded`` normaliser (1e-2).
         warmup_epochs: epochs of weight training before architecture steps (default: 5 with ``start``, else 0).
     """
 
     schedule_cls = PerCellModule
+    space_sharing = "layer"
+    space_what = "D-DARTS (a distributed search: one cell and one optimizer per layer)"
 
     def __init__(self, *, ablation: str = "exact", w01: float = 7.0, wabl: float = 0.5, threshold: float = 0.85,
                  derive: str = "sparse", start: str | None = None, share_identical: bool = True,
                  start_high: float = 10.0, start_low: float = 0.0, deactivate: str = "zero",
+                 normaliser: str = "bounded", normaliser_floor: float = 1e-2,
                  arc_learning_rate: float = 3e-3, arc_learning_rate_min: float = 1e-3,
                  arc_betas: tuple[float, float] = (0.9, 0.999), arc_weight_decay: float = 1e-3,
                  warmup_epochs: int | None = None, gradient_clip_val: float | None = 5.0, **kwargs: Any) -> None:
@@ -54,6 +61,8 @@ class DDARTS(DecoupledStrategy):
             raise ConfigError(f"unknown --ablation {ablation!r}: choose one of {', '.join(ABLATIONS)}")
         if deactivate not in DEACTIVATIONS:
             raise ConfigError(f"unknown --deactivate {deactivate!r}: choose one of {', '.join(DEACTIVATIONS)}")
+        if normaliser not in NORMALISERS:
+            raise ConfigError(f"unknown --ablation-normaliser {normaliser!r}: choose one of {', '.join(NORMALISERS)}")
         if derive not in DERIVES:
             raise ConfigError(f"unknown D-DARTS derivation {derive!r}: choose one of {', '.join(DERIVES)}")
         if start == "scratch":
@@ -68,13 +77,14 @@ class DDARTS(DecoupledStrategy):
             derive=derive, derive_options={"threshold": threshold},
             schedule_options={"arc_betas": tuple(arc_betas), "arc_weight_decay": arc_weight_decay,
                               "arc_learning_rate_min": arc_learning_rate_min, "w01": w01, "wabl": wabl,
-                              "ablation": ablation, "deactivate": deactivate},
+                              "ablation": ablation, "deactivate": deactivate, "normaliser": normaliser,
+                              "normaliser_floor": normaliser_floor},
             arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, warmup_epochs=warmup_epochs,
             **kwargs,
         )
 
     def mutate_model(self, model: Any) -> Any:
-        if self.start is not None:
+        if self.start is not None:  # (the sharing is checked by DecoupledStrategy.mutate_model)
             check_space(model, self.start.name)
         return super().mutate_model(model)
 
@@ -107,6 +117,7 @@ def check_space(space: Any, start: str) -> None:
 def _build(args: argparse.Namespace) -> DDARTS:
     return DDARTS(ablation=args.ablation, w01=args.w01, wabl=args.wabl, threshold=args.threshold, derive=args.derive,
                   start=args.start, share_identical=args.share_identical, deactivate=args.deactivate,
+                  normaliser=args.ablation_normaliser, normaliser_floor=args.normaliser_floor,
                   arc_learning_rate=args.arch_lr, arc_learning_rate_min=args.arch_lr_min,
                   warmup_epochs=args.warmup_epochs, gradient_clip_val=args.grad_clip)
 
@@ -147,6 +158,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --start: identical cells share one alpha and one optimizer")
     g.add_argument("--deactivate", choices=DEACTIVATIONS, default="zero",
                    help="'cell i removed' for the ablation: zero op weights, or uniform 0.5 (no preference)")
+    g.add_argument("--ablation-normaliser", choices=NORMALISERS, default="bounded",
+                   help="denominator of the ablation loss: bounded = max(|mean M|, mean |M|, floor), gradient stopped "
+                        "(default); stopped = |mean M|, gradient stopped; mean = |mean M| differentiated (spikes)")
+    g.add_argument("--normaliser-floor", type=NON_NEGATIVE, default=1e-2,
+                   help="smallest bounded normaliser (1e-2)")
     g.add_argument("--arch-lr-min", type=NON_NEGATIVE, default=1e-3, help="final architecture lr of each cell's cosine")
     g.add_argument("--warmup-epochs", type=at_least(0), default=None,
                    help="weight-only epochs before the search (default: 5 with --start, else 0); part of --epochs")

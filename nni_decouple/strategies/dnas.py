@@ -45,7 +45,13 @@ class DNAS(DecoupledStrategy):
         derive_options: e.g. ``{'threshold': 0.85, 'k': 2}``.
         init_scale: initial architecture parameters are ``init_scale * N(0, 1)``.
         **kwargs: :class:`DecoupledStrategy` / NNI DARTS options (``arc_learning_rate``, ...).
+
+    The space must give every layer its own cell (``CellSpace(sharing='layer')``): DNAS is a global
+    search, and ``beta``/``gamma`` are per layer.
     """
+
+    space_sharing = "layer"
+    space_what = "DNAS (a global search: one cell per layer)"
 
     def __init__(self, *, weights: str = "factorised", partial_k: int = 4, skip_drop: float = 0.2,
                  w01: float = 10.0, sigma_alpha: str = "sigmoid", sigma_beta: str = "softmax",

@@ -20,7 +20,7 @@ import torch
 from ..errors import ConfigError
 from ..options import NON_NEGATIVE, POSITIVE
 from ..search.edges.nonzero import NonZeroMixedEdge
-from ..search.schedules.staged import PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
+from ..search.schedules.staged import ANNEALS, MIN_EPOCH_ANNEAL, PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
 from . import Method, register_method
 from .base import DecoupledStrategy
 
@@ -48,7 +48,11 @@ class DOTS(DecoupledStrategy):
         Epochs of op warm-up, op search, topology warm-up, topology search; must add up to the
         search's epochs. ``None`` scales the published 15/15/20/20 (of 70) to the run.
     t_max, t_min
-        Topology-search temperature, annealed exponentially per epoch (10 -> 0.02).
+        Topology-search temperature, annealed exponentially (10 -> 0.02).
+    anneal
+        ``epoch`` (published: T changes once per epoch), ``step`` (after every step, along the same
+        curve, reaching t_min at the stage's end) or ``auto`` (default: per epoch from 10
+        topology-search epochs on, per step below, so that short runs anneal too).
     choice_scale
         The near-hard choice between survivors is ``softmax(a / (choice_scale * T))`` (1e-3).
     tau_max, tau_min
@@ -67,11 +71,14 @@ class DOTS(DecoupledStrategy):
 
     def __init__(self, *, edges: str = "two", op_search: str = "grouped", survivors: str | int | None = None,
                  stage_epochs: Sequence[int] | None = None, t_max: float = 10.0, t_min: float = 0.02,
+                 anneal: str = "auto",
                  choice_scale: float = 1e-3, tau_max: float = 10.0, tau_min: float = 0.1, gumbel_hard: bool = False,
                  topology_warmup_data: str = "train", arc_learning_rate: float = 3e-4,
                  arc_betas: tuple[float, float] = (0.5, 0.999), arc_weight_decay: float = 1e-3,
                  topology_betas: tuple[float, float] = (0.9, 0.999), gradient_clip_val: float | None = 5.0,
                  **kwargs: Any) -> None:
+        if anneal not in ANNEALS:
+            raise ConfigError(f"unknown --anneal {anneal!r}: choose one of {', '.join(ANNEALS)}")
         if edges not in EDGES:
             raise ConfigError(f"unknown --edges {edges!r}: choose 'two' (pairs, as published) or 'any' (c_m sets)")
         if op_search not in OP_SEARCHES:
@@ -83,7 +90,7 @@ class DOTS(DecoupledStrategy):
             search_options = {"tau": tau_max, "hard": gumbel_hard}
         schedule_options = {
             "stage_epochs": None if stage_epochs is None else tuple(stage_epochs),
-            "t_max": t_max, "t_min": t_min, "tau_max": tau_max, "tau_min": tau_min,
+            "t_max": t_max, "t_min": t_min, "tau_max": tau_max, "tau_min": tau_min, "anneal": anneal,
             "topology_betas": tuple(topology_betas), "topology_warmup_data": topology_warmup_data,
             "arc_betas": tuple(arc_betas), "arc_weight_decay": arc_weight_decay,
             **kwargs.pop("schedule_options", {}),
@@ -135,6 +142,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{','.join(map(str, PUBLISHED_STAGE_EPOCHS))} scaled to --epochs)")
     g.add_argument("--t-max", type=POSITIVE, default=10.0, help="initial topology temperature (10)")
     g.add_argument("--t-min", type=POSITIVE, default=0.02, help="final topology temperature (0.02)")
+    g.add_argument("--anneal", choices=ANNEALS, default="auto",
+                   help=f"when T (and gdas' tau) change: every epoch (published), every step, or auto (per epoch "
+                        f"from {MIN_EPOCH_ANNEAL} topology-search epochs on, per step below; default)")
     g.add_argument("--choice-scale", type=POSITIVE, default=1e-3,
                    help="near-hard choice between survivors: softmax(a / (scale * T)) (1e-3)")
     g.add_argument("--tau-max", type=POSITIVE, default=10.0, help="initial Gumbel temperature of gdas (10)")
@@ -154,7 +164,7 @@ def _build(args: argparse.Namespace) -> DOTS:
         raise ConfigError(f"--stage-epochs {','.join(map(str, stage_epochs))} add up to {sum(stage_epochs)}, but "
                           f"--epochs is {args.epochs}: make them match, or use --stage-epochs auto to scale the "
                           f"published {','.join(map(str, PUBLISHED_STAGE_EPOCHS))}")
-    StagePlan.resolve(stage_epochs, args.epochs)  # the remaining checks, before any work
+    StagePlan.resolve(stage_epochs, args.epochs, anneal=args.anneal)  # the remaining checks, before any work
     survivors = args.survivors
     if survivors is not None and survivors != "groups":
         try:
@@ -162,7 +172,8 @@ def _build(args: argparse.Namespace) -> DOTS:
         except ValueError:
             raise ConfigError(f"--survivors must be 'groups' or a number of ops, got {survivors!r}") from None
     return DOTS(edges=args.edges, op_search=args.op_search, survivors=survivors, stage_epochs=stage_epochs,
-                t_max=args.t_max, t_min=args.t_min, choice_scale=args.choice_scale, tau_max=args.tau_max,
+                t_max=args.t_max, t_min=args.t_min, anneal=args.anneal, choice_scale=args.choice_scale,
+                tau_max=args.tau_max,
                 tau_min=args.tau_min, gumbel_hard=args.gumbel_hard, topology_warmup_data=args.topology_warmup_data,
                 arc_learning_rate=args.arch_lr, arc_betas=_adam_betas(args.arch_betas, "--arch-betas"),
                 arc_weight_decay=args.arch_weight_decay,

@@ -26,8 +26,9 @@ from .base import DecoupledStrategy
 TOPOLOGIES = {("output", "any"): "output_any", ("output", "two"): "output_pairs",
               ("input", "any"): "input_any", ("input", "two"): "input_pairs"}
 OPTIMIZERS: dict[str, type[BilevelModule]] = {"darts": BilevelModule, "milenas": MiLeNASModule}
-#: The paper's N = 9 nodes counts the two cell inputs: 7 intermediate nodes (``--nodes``).
-PAPER_NODES = 7
+#: The paper's N = 9 counts nodes the DARTS way (DARTS' cell is "7 nodes": 2 inputs, 4 intermediate,
+#: 1 output; the search "increases N to 9"): 6 intermediate nodes (``--nodes``). See docs/stretchable.md.
+PAPER_NODES = 6
 
 
 def check_no_none(op_names: Any) -> None:
@@ -57,7 +58,9 @@ class StretchableCells(DecoupledStrategy):
     include_empty
         Output ``any`` only: the empty code (a node feeds no later node) is a choice (the paper).
     scale
-        Scale merged weights by Eq. 10 / Eq. 13 (output topology).
+        Scale merged weights by Eq. 10 / Eq. 13 (output topology): ``True``/``'even'`` (uniform
+        probabilities give every edge weight 1, with or without the empty code), ``'printed'``
+        (Eq. 13 as printed) or ``False``.
     init_scale
         ``beta ~ init_scale * N(0, 1)``.
     lambda_train, lambda_val
@@ -70,7 +73,8 @@ class StretchableCells(DecoupledStrategy):
     """
 
     def __init__(self, *, optimizer: str = "milenas", topology: str = "output", edges: str = "any",
-                 reg_lambda: float = 10.0, include_empty: bool = True, scale: bool = True, init_scale: float = 1e-3,
+                 reg_lambda: float = 10.0, include_empty: bool = True, scale: bool | str = True,
+                 init_scale: float = 1e-3,
                  lambda_train: float = 1.0, lambda_val: float = 1.0, shared_forward: bool = True,
                  arc_learning_rate: float = 3e-4, arc_betas: tuple[float, float] = (0.5, 0.999),
                  arc_weight_decay: float = 1e-3, gradient_clip_val: float | None = 5.0, **kwargs: Any) -> None:
@@ -122,19 +126,23 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="output/any: a node may feed no later node (the paper's 2^(N-i) codes; default on)")
     g.add_argument("--topology-scale", dest="scale", action=argparse.BooleanOptionalAction, default=True,
                    help="scale merged edge weights by Eq. 10 / Eq. 13 (default on)")
+    g.add_argument("--scale-rule", choices=["even", "printed"], default="even",
+                   help="even: uniform code probabilities give every edge weight 1, also with the empty code "
+                        "(default); printed: Eq. 13 as printed")
     g.add_argument("--beta-init", type=FINITE, default=1e-3, help="topology variables start at this * N(0, 1)")
     g.add_argument("--milenas-lambda", type=NON_NEGATIVE, default=1.0,
                    help="MiLeNAS: weight of grad L_train in the architecture gradient (1)")
     g.add_argument("--milenas-three-pass", dest="shared_forward", action="store_false",
                    help="MiLeNAS: evaluate L_train again for the weight step, as the public code (3 passes a step)")
-    # The paper's N = 9 counts the two cell inputs: 7 intermediate nodes.
+    # The paper's N = 9 counts inputs and output the DARTS way: 6 intermediate nodes.
     parser.set_defaults(nodes=PAPER_NODES)
 
 
 def _build(args: argparse.Namespace) -> StretchableCells:
     check_no_none(resolve_ops(args.ops or "darts_no_none"))
     return StretchableCells(optimizer=args.optimizer, topology=args.topology, edges=args.edges,
-                            reg_lambda=args.reg_lambda, include_empty=args.include_empty, scale=args.scale,
+                            reg_lambda=args.reg_lambda, include_empty=args.include_empty,
+                            scale=(args.scale_rule if args.scale else False),
                             init_scale=args.beta_init, lambda_train=args.milenas_lambda,
                             shared_forward=args.shared_forward, arc_learning_rate=args.arch_lr,
                             gradient_clip_val=args.grad_clip)

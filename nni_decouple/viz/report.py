@@ -6,9 +6,10 @@
 (matplotlib), so it can be mailed or attached as it is. Sections, each a ``<section id=...>``:
 ``summary``, ``curves`` (loss and accuracy), ``weights`` (op weights, topology weights and every raw
 architecture parameter over the search, per cell), ``schedule`` (temperature and stage timeline),
-``skip`` (skip connections of the derived cells), ``cells`` (diagrams of the derived cells) and
-``size`` (parameters and MACs of the derived network). A section whose data the run lacks says so
-instead of disappearing, so every report has the same outline. Epochs on every x axis count
+``skip`` (skip connections of the derived cells), ``cells`` (diagrams of the derived cells),
+``size`` (parameters and MACs of the derived network) and ``health`` (the search-health checks of
+:mod:`~nni_decouple.runner.health`: a verdict per check, measurements per cell). A section whose
+data the run lacks says so instead of disappearing, so every report has the same outline. Epochs on every x axis count
 *completed* epochs (0: at initialisation).
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..models.genotype import NUM_INPUTS, Genotype, load_genotype
+from ..runner.health import CHECKS, DOCS
 from ..runner.recorder import read_history
 from .diagrams import cell_figure, op_family, pyplot
 
@@ -38,6 +40,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("skip", "Skip connections"),
     ("cells", "Derived cells"),
     ("size", "Network size"),
+    ("health", "Search health"),
 )
 #: Cells whose weight evolution is plotted in full; more (a deep per-layer search) are summarised.
 MAX_EVOLUTION_CELLS = 12
@@ -469,6 +472,56 @@ document.addEventListener('DOMContentLoaded', function () {
 """
 
 
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def health_section(history: list[dict[str, Any]]) -> str:
+    """A verdict per health check at the last epoch, the epochs each check warned in, and the last
+    epoch's measurements per cell (docs/health.md)."""
+    recorded = [r for r in history if r.get("health")]
+    if not recorded:
+        return _note("This run recorded no search health (arch_history.jsonl without 'health': a run of an "
+                     "older version, or none).")
+    last = recorded[-1]["health"]
+    warned: dict[str, list[int]] = {}
+    for record in recorded:
+        for check, verdict in record["health"].get("checks", {}).items():
+            if verdict.get("status") == "warn":
+                warned.setdefault(check, []).append(int(record["epoch"]))
+    rows = []
+    for check in CHECKS:
+        verdict = last.get("checks", {}).get(check, {"status": "n/a", "message": "not measured"})
+        epochs = warned.get(check, [])
+        rows.append((check, verdict["status"], verdict.get("message", ""),
+                     ", ".join(map(str, epochs)) if epochs else "never"))
+    body = _table(rows, ("check", f"verdict (epoch {recorded[-1]['epoch']})", "why", "warned after epochs"))
+    cells = last.get("cells", {})
+    if cells:
+        cell_rows = []
+        for label in sorted(cells):
+            c = cells[label]
+            g = c.get("gradient") or {}
+            cell_rows.append((label, _fmt(c.get("movement")), _fmt(c.get("noise")), _fmt(c.get("op_entropy")),
+                              _fmt(c.get("topology_entropy")),
+                              _fmt(g.get("max_ratio")) if g else "-", _fmt(g.get("min_cosine")) if g else "-",
+                              f"{g['opposing']}/{g['steps']}" if g.get("steps") else "-",
+                              f"{c['parameter_free']}/{c['edges']}" if c.get("edges") else "-",
+                              _fmt(c.get("skip")), _fmt(c.get("changed"))))
+        body += _table(cell_rows, ("cell", "movement", "initial noise", "op entropy", "topology entropy",
+                                   "grad / CE grad (max)", "cosine (min)", "opposing steps", "parameter-free",
+                                   "skip", "edges changed"))
+    thresholds = last.get("thresholds", {})
+    if thresholds:
+        body += _note("Thresholds: " + ", ".join(f"{k} = {v}" for k, v in thresholds.items()) +
+                      f". What each check means and why these defaults: {DOCS} in the repository.")
+    return body
+
+
 def build_report(run_dir: str | Path, sizes: Sequence[dict[str, Any]] | str | None = None) -> str:
     """The HTML page of the run in ``run_dir`` (``sizes``: see :func:`size_section`)."""
     run_dir = Path(run_dir)
@@ -490,6 +543,7 @@ def build_report(run_dir: str | Path, sizes: Sequence[dict[str, Any]] | str | No
         "skip": skip_section(history, probs),
         "cells": cells_section(genotype),
         "size": size_section(genotype, sizes),
+        "health": health_section(history),
     }
     title = f"nni-decouple search report: {config.get('method', probs.get('method', 'run'))} on " \
             f"{config.get('dataset', '?')} ({run_dir.name})"

@@ -82,3 +82,14 @@ def test_defaults_and_bad_options() -> None:
     for bad in ({"ablation": "approx"}, {"derive": "top2"}, {"deactivate": "random"}, {"start": "vgg"}):
         with pytest.raises(ConfigError):
             DDARTS(**bad)
+
+
+def test_a_shared_cell_space_is_refused() -> None:
+    """Issue 20, finding 6: D-DARTS searches one cell per layer, each with its own optimizer; a
+    CellSpace(sharing='type') ran silently. Refused in one line, by the compose presets' rule."""
+    from nni_decouple.spaces import CellSpace
+
+    space = CellSpace(ops="darts_no_none", channels=4, layers=3, nodes=2, sharing="type", num_classes=2)
+    with pytest.raises(ConfigError, match="D-DARTS .*sharing='layer'.*sharing='type'") as error:
+        DDARTS().mutate_model(space)
+    assert "\n" not in str(error.value)

@@ -104,3 +104,14 @@ def test_recipe_keys_are_cli_options(tmp_path: Path, capsys: pytest.CaptureFixtu
     code = main(["search", "dnas", "--recipe", str(REPO / "configs" / "search" / "dnas_cifar100.yaml"),
                  "--epochs", "0", "--out", str(tmp_path / "x")])
     assert code == 2 and "--epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_shared_cell_space_is_refused() -> None:
+    """Issue 20, finding 6: DNAS is a global search (one cell per layer); a CellSpace(sharing='type')
+    ran silently with two weight modules. The compose presets' rule refuses it in one line."""
+    from nni_decouple.spaces import CellSpace
+
+    space = CellSpace(ops="darts_no_none", channels=8, layers=3, nodes=2, sharing="type", in_chans=1)
+    with pytest.raises(ConfigError, match="DNAS .*sharing='layer'.*sharing='type'") as error:
+        DNAS().mutate_model(space)
+    assert "\n" not in str(error.value)

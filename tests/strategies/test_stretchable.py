@@ -40,7 +40,7 @@ def test_defaults_are_the_papers_method():
     assert all(isinstance(c.topology, OutputTopology) and c.topology.edges == "any" for c in cells)
     assert supernet(torch.randn(2, 1, 8, 8)).shape == (2, 3)
     method = get_method("stretchable")
-    assert method.space_defaults["ops"] == "darts_no_none" and method.space_defaults["nodes"] == 7
+    assert method.space_defaults["ops"] == "darts_no_none" and method.space_defaults["nodes"] == 6
 
 
 def test_options_pick_the_axes():
@@ -69,18 +69,18 @@ def test_cli_rejects_none(tmp_path, capsys):
 
 
 def test_cli_searches_paper_n9_on_mnist5k(tmp_path):
-    """The paper's N = 9 (7 intermediate nodes, the method's default) on the bundled MNIST-5k."""
+    """The paper's N = 9 (6 intermediate nodes, the method's default) on the bundled MNIST-5k."""
     out = tmp_path / "run"
     code = main(["search", "stretchable", "--epochs", "1", "--train-limit", "4", "--batch-size", "2",
                  "--layers", "3", "--channels", "2", "--ops", "skip_connect,max_pool_3x3,dil_conv_3x3",
                  "--out", str(out), "--force", "--no-progress"])
     assert code == 0
     genotype = load_genotype(out / "genotype.json")
-    assert genotype.meta["nodes"] == 7 and genotype.meta["eval_layers"] == 3
+    assert genotype.meta["nodes"] == 6 and genotype.meta["eval_layers"] == 3
     assert genotype.meta["optimizer"] == "milenas" and genotype.meta["topology"] == "output/any"
-    assert genotype.normal.num_nodes == 7 and genotype.reduce.num_nodes == 7
+    assert genotype.normal.num_nodes == 6 and genotype.reduce.num_nodes == 6
     probs = json.loads((out / "arch_probs.json").read_text())["probs"]
-    assert "normal/topology_8" in probs  # merged output-edge weights s(i, j) of the last node's inputs
+    assert "normal/topology_7" in probs  # merged output-edge weights s(i, j) of the last node's inputs
     net = DartsNetwork(genotype, channels=4, layers=genotype.meta["eval_layers"], num_classes=10, in_chans=1)
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     # Its text (what the search prints and `genotype --to text` writes) reads back unchanged: nodes may have
@@ -90,10 +90,10 @@ def test_cli_searches_paper_n9_on_mnist5k(tmp_path):
 
 
 def test_topology_parameters_per_cell_at_n9():
-    supernet = StretchableCells().mutate_model(_space(nodes=7))
+    supernet = StretchableCells().mutate_model(_space(nodes=6))
     topologies = {id(c.topology): c.topology for c in supernet.modules() if isinstance(c, DecoupledCell)}
     assert len(topologies) == 2  # one per cell type (normal, reduce)
-    assert all(t.beta.numel() == num_topology_parameters(7) == 383 for t in topologies.values())
+    assert all(t.beta.numel() == num_topology_parameters(6) == 191 for t in topologies.values())
 
 
 @pytest.mark.parametrize("recipe", ["stretchable_cifar10.yaml", "stretchable_cifar10_l12.yaml",
@@ -109,5 +109,5 @@ def test_recipes_apply(recipe):
     apply_recipe(parser, load_recipe(path), "stretchable", str(path))
     args = parser.parse_args([])
     assert args.epochs == 50 and args.batch_size == 64 and args.reg_lambda == 10.0
-    assert args.layers in (8, 12, 16) and args.nodes in (4, 7)
+    assert args.layers in (8, 12, 16) and args.nodes in (4, 6)
     get_method("stretchable").build(args)  # every recipe builds a strategy

@@ -8,6 +8,12 @@ which is the coupling DOTS removes. On every chosen edge the op is the best one 
 so even an edge whose surviving non-parametric op is ``none`` and whose near-hard choice prefers it
 derives its other survivor.
 
+Before the topology stages (DOTS' op stages) the topology is not searched yet: its ``beta`` is
+still 0, and its argmax would make every node read inputs 0 and 1. Then (``topology.enabled`` is
+false) each node takes its ``k`` strongest input edges by their best op weight, DARTS' rule (``k``:
+2, or the smallest combination size the topology admits), as a *preview* of what the op search
+prefers; :func:`topology_searched` tells the two apart (the run's history records it).
+
 Registered entry: ``dots`` (option ``exclude``).
 """
 
@@ -30,6 +36,11 @@ def op_ranking(cell: SupernetCell) -> torch.Tensor:
     return (ranking() if ranking is not None else cell.op_weights.logits()).detach()
 
 
+def topology_searched(cell: SupernetCell) -> bool:
+    """Whether the cell's topology is being (or has been) searched: false in DOTS' op stages."""
+    return bool(getattr(cell.topology, "enabled", True))
+
+
 @register_derive("dots")
 def derive_dots(cell: SupernetCell, exclude: Sequence[str] = ("none",)) -> CellGenotype:
     topology = cell.topology
@@ -38,6 +49,17 @@ def derive_dots(cell: SupernetCell, exclude: Sequence[str] = ("none",)) -> CellG
                           f"input_any), but cell {cell.label!r} has {type(topology).__name__}")
     with torch.no_grad():
         _, names = best_ops(op_ranking(cell), cell.spec.op_names, tuple(exclude))
+    if not topology_searched(cell):  # op stages: a DARTS-rule preview (module docstring)
+        with torch.no_grad():
+            strength, _ = best_ops(cell.edge_op_weights().detach(), cell.spec.op_names, tuple(exclude))
+        sizes = getattr(topology, "sizes", (2,))
+        k = 2 if 2 in sizes else min(sizes)
+        nodes = []
+        for j in cell.graph.node_ids:
+            in_edges = list(cell.graph.in_edges(j))
+            ranked = sorted(in_edges, key=lambda e: -float(strength[e]))[: min(k, len(in_edges))]
+            nodes.append([(names[e], cell.graph.edges[e][0]) for e in sorted(ranked)])
+        return CellGenotype.from_edges(nodes)
     nodes = [[(names[cell.graph.index(source, j)], source) for source in topology.best_combination(j)]
              for j in cell.graph.node_ids]
     return CellGenotype.from_edges(nodes)

@@ -11,6 +11,11 @@ channels. The output has the full ``C`` channels and the op outputs' resolution,
 :class:`~nni_decouple.search.edges.MixedEdge` would: memory and compute of the ops drop by about
 K, which lets a bigger batch or a deeper supernet (DNAS' global search) fit.
 
+An edge weight that weighs a *connection* (PC-DARTS' edge normalisation, DNAS' connection factor
+``softmax(beta[k])[i]``) multiplies the whole output ``y``, bypassed channels included, as
+PC-DARTS' edge weight does: the cell applies it (``OpWeights.split``, the topology's edge weights),
+so that a connection weighted 0 sends nothing. The ``weights`` an edge receives weigh only its ops.
+
 PC-DARTS' other half, edge normalisation, is a topology (``edge_norm``, :mod:`..topology.edge_norm`).
 
 The edge also carries P-DARTS' skip-connection drop: with ``skip_drop = p > 0`` the output of a

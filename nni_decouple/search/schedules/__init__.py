@@ -46,6 +46,42 @@ def unique(items: Iterator[Any]) -> list[Any]:
     return out
 
 
+class ArchGradientStats:
+    """Per player (cell label, or D-DARTS player), over the architecture steps since :meth:`pop`:
+    how the step's gradient compares with the plain cross-entropy gradient (search health,
+    :mod:`nni_decouple.runner.health`).
+
+    ``max_ratio``: the largest ``|g| / |g_CE|``; ``min_cosine``: the smallest cosine between ``g``
+    and ``g_CE``; ``opposing``: steps with a negative cosine (the regularisers reverse the descent).
+    """
+
+    #: Cap of a ratio whose cross-entropy gradient is zero (JSON has no infinity).
+    CAP = 1e12
+
+    def __init__(self) -> None:
+        self.players: dict[str, dict[str, float]] = {}
+
+    def add(self, player: str, total: list[torch.Tensor], ce: list[torch.Tensor]) -> None:
+        if not total:
+            return
+        g = torch.cat([t.detach().reshape(-1).double() for t in total])
+        c = torch.cat([t.detach().reshape(-1).double() for t in ce])
+        ng, nc = float(g.norm()), float(c.norm())
+        if ng == 0.0 and nc == 0.0:
+            return  # a player this step did not reach (e.g. frozen in this stage)
+        ratio = min(self.CAP, ng / nc) if nc > 0 else self.CAP
+        cosine = float(g @ c) / (ng * nc) if ng > 0 and nc > 0 else 1.0
+        entry = self.players.setdefault(player, {"steps": 0, "max_ratio": 0.0, "min_cosine": 1.0, "opposing": 0})
+        entry["steps"] += 1
+        entry["max_ratio"] = max(entry["max_ratio"], ratio)
+        entry["min_cosine"] = min(entry["min_cosine"], cosine)
+        entry["opposing"] += int(cosine < 0)
+
+    def pop(self) -> dict[str, dict[str, float]]:
+        out, self.players = self.players, {}
+        return out
+
+
 @register_schedule("bilevel")
 class BilevelModule(DartsLightningModule):
     """First-order bilevel search (DARTS) over :class:`DecoupledCell` supernets."""
@@ -61,6 +97,9 @@ class BilevelModule(DartsLightningModule):
         super().__init__(training_module, arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                          log_prob_every_n_step=log_prob_every_n_step, warmup_epochs=warmup_epochs)
         self.arc_betas, self.arc_weight_decay = arc_betas, arc_weight_decay
+        #: Architecture-step gradients against the plain cross-entropy gradient (search health).
+        self.grad_stats = ArchGradientStats()
+        self._reg_grads: list[torch.Tensor | None] | None = None
 
     # ---------------------------------------------------------------- structure
     def cells(self) -> list[DecoupledCell]:
@@ -93,12 +132,50 @@ class BilevelModule(DartsLightningModule):
         return out["loss"] if isinstance(out, dict) else out
 
     def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Cross-entropy plus the axes' regularisers; notes the regularisers' gradient for the health
+        statistics (:meth:`record_arch_gradients`)."""
         loss = self.inner_loss(batch, batch_idx)
+        return self.add_regularizer(loss)
+
+    def add_regularizer(self, loss: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``loss + reg``; the gradient of ``scale * reg`` is accumulated for :meth:`record_arch_gradients`."""
         reg = self.arch_regularizer()
-        if reg is not None:
-            self.log("arch_regularizer", reg.detach())
-            loss = loss + reg
-        return loss
+        if reg is None:
+            return loss
+        self.log("arch_regularizer", reg.detach())
+        params = self.arch_parameters()
+        live = [k for k, p in enumerate(params) if p.requires_grad]
+        if reg.requires_grad and live:
+            grads = torch.autograd.grad(scale * reg, [params[k] for k in live], retain_graph=True, allow_unused=True)
+            acc = self._reg_grads if self._reg_grads is not None else [None] * len(params)
+            for k, g in zip(live, grads, strict=True):
+                if g is not None:
+                    acc[k] = g if acc[k] is None else acc[k] + g
+            self._reg_grads = acc
+        return loss + reg
+
+    def gradient_players(self) -> list[tuple[str, list[int]]]:
+        """``(name, indices into arch_parameters())`` per player: the first cell label owning each parameter."""
+        index = {id(p): k for k, p in enumerate(self.arch_parameters())}
+        groups: dict[str, list[int]] = {}
+        seen: set[int] = set()
+        for cell in self.cells():
+            for p in cell.arch_parameters():
+                k = index.get(id(p))
+                if k is not None and k not in seen:
+                    seen.add(k)
+                    groups.setdefault(cell.label, []).append(k)
+        return list(groups.items())
+
+    def record_arch_gradients(self) -> None:
+        """Before an architecture step: compare each player's gradient (``.grad``) with its cross-entropy
+        part (``.grad`` minus the regularisers' noted gradient)."""
+        reg, self._reg_grads = self._reg_grads, None
+        params = self.arch_parameters()
+        total = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        ce = total if reg is None else [t if r is None else t - r for t, r in zip(total, reg, strict=True)]
+        for name, ks in self.gradient_players():
+            self.grad_stats.add(name, [total[k] for k in ks], [ce[k] for k in ks])
 
     # ---------------------------------------------------------------- steps
     def arch_step_due(self, batch_idx: int) -> bool:
@@ -110,6 +187,7 @@ class BilevelModule(DartsLightningModule):
         optimizer.zero_grad()
         loss = self.arch_loss(batch, 2 * batch_idx)
         self.manual_backward(loss)
+        self.record_arch_gradients()
         optimizer.step()
         optimizer.zero_grad()  # arch gradients never leak into the weight step
 

@@ -39,12 +39,7 @@ class MiLeNASModule(BilevelModule):
 
     def val_arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """``lambda_val * L_val`` plus the axes' regularisers (counted once, not per loss)."""
-        loss = self.lambda_val * self.inner_loss(batch, batch_idx)
-        reg = self.arch_regularizer()
-        if reg is not None:
-            self.log("arch_regularizer", reg.detach())
-            loss = loss + reg
-        return loss
+        return self.add_regularizer(self.lambda_val * self.inner_loss(batch, batch_idx))
 
     def mixed_step(self, train_batch: Any, val_batch: Any, batch_idx: int) -> torch.Tensor:
         """One architecture update and one weight update; returns the training loss."""
@@ -55,6 +50,7 @@ class MiLeNASModule(BilevelModule):
             loss = self.val_arch_loss(val_batch, 2 * batch_idx)
             loss = loss + self.lambda_train * self.inner_loss(train_batch, 2 * batch_idx)
             self.manual_backward(loss)
+            self.record_arch_gradients()
             arch_optimizer.step()
             arch_optimizer.zero_grad()
             return self.weight_step(train_batch, batch_idx)
@@ -71,6 +67,7 @@ class MiLeNASModule(BilevelModule):
                 continue
             mixed = self.lambda_train * train_grad if train_grad is not None else torch.zeros_like(p)
             p.grad = mixed if g is None else mixed + g
+        self.record_arch_gradients()
         arch_optimizer.step()
         arch_optimizer.zero_grad()
         return loss

@@ -38,8 +38,23 @@ coefficients. The numerator term rewards alpha_i for lowering the loss of the ne
 Sign (``|mean(M)|``): Eq. 7 divides by mean(M), which is negative when cells help (removing one
 raises the loss), and Eq. 8 adds L_AB, so minimising Eq. 8 literally would *raise* each cell's
 marginal contribution M^i = L(C) - L(C \\ i), i.e. train cells to hurt the network; the public
-code subtracts the term instead (and detaches it). Dividing by ``|mean(M)|`` gives the intended
-direction in both cases: a cell is pushed to lower its M^i relative to the mean, to matter more.
+code subtracts the term instead (and detaches it). Dividing by a positive normaliser gives the
+intended direction in both cases: a cell is pushed to lower its M^i relative to the mean, to matter more.
+
+Normaliser (``normaliser``). mean(M) changes sign during a search, and differentiating ``|mean(M)|``
+puts a coefficient ``a_i`` that grows like ``1/m^2`` on each cell's own CE gradient: near m = 0 one
+cell's architecture gradient was measured at 1.3e5 times its CE gradient, pointing against it, and
+one such step freezes that cell's Adam for thousands of steps (docs/ddarts.md). So:
+
+- ``bounded`` (default): ``D = max(|mean(M)|, mean(|M|), floor)``, a constant of the step (its
+  gradient is stopped). ``mean(|M|)`` does not vanish when contributions of both signs cancel,
+  and ``floor`` (``normaliser_floor``, 1e-2) bounds the term when every cell contributes nothing.
+  Then ``a_i = 0`` and ``b_i = 1 / (n D)``: the term adds ``wabl / (n D) * sum_j dL_j/dalpha_i``,
+  the gradient of the networks missing another cell, to the cell's CE gradient.
+- ``stopped``: ``D = |mean(M)|`` with its gradient stopped (bounded coefficient on the own CE
+  gradient, but ``1/|m|`` on the rest).
+- ``mean``: ``|mean(M)|`` differentiated (the formula above; before issue 20 the only choice),
+  kept to compare.
 
 Marginal contributions are computed (``ablation``):
 
@@ -71,6 +86,7 @@ from ..cell import DecoupledCell
 from . import BilevelModule, register_schedule, unique
 
 ABLATIONS = ("exact", "fast", "none")
+NORMALISERS = ("bounded", "stopped", "mean")
 DEACTIVATIONS = ("zero", "uniform")
 
 
@@ -142,7 +158,8 @@ class PerCellModule(BilevelModule):
     def __init__(self, training_module: Any, *, arc_learning_rate: float = 3e-3,
                  arc_betas: tuple[float, float] = (0.9, 0.999), arc_weight_decay: float = 1e-3,
                  arc_learning_rate_min: float = 1e-3, w01: float = 7.0, wabl: float = 0.5,
-                 ablation: str = "exact", deactivate: str = "zero", gradient_clip_val: float | None = 5.0,
+                 ablation: str = "exact", deactivate: str = "zero", normaliser: str = "bounded",
+                 normaliser_floor: float = 1e-2, gradient_clip_val: float | None = 5.0,
                  log_prob_every_n_step: int = 10, warmup_epochs: int = 0, arch_epochs: int | None = None) -> None:
         super().__init__(training_module, arc_learning_rate=arc_learning_rate, arc_betas=arc_betas,
                          arc_weight_decay=arc_weight_decay, gradient_clip_val=gradient_clip_val,
@@ -151,7 +168,11 @@ class PerCellModule(BilevelModule):
             raise ConfigError(f"unknown ablation {ablation!r}: choose one of {', '.join(ABLATIONS)}")
         if deactivate not in DEACTIVATIONS:
             raise ConfigError(f"unknown deactivation {deactivate!r}: choose one of {', '.join(DEACTIVATIONS)}")
-        for name, value in (("w01", w01), ("wabl", wabl), ("arc_learning_rate_min", arc_learning_rate_min)):
+        if normaliser not in NORMALISERS:
+            raise ConfigError(f"unknown ablation normaliser {normaliser!r}: choose one of {', '.join(NORMALISERS)}")
+        self.normaliser, self.normaliser_floor = normaliser, float(normaliser_floor)
+        for name, value in (("w01", w01), ("wabl", wabl), ("arc_learning_rate_min", arc_learning_rate_min),
+                            ("normaliser_floor", normaliser_floor)):
             if value < 0:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
         self.arc_learning_rate_min = arc_learning_rate_min
@@ -301,16 +322,22 @@ class PerCellModule(BilevelModule):
             scale = n / len(measured)
             mean = sum(mc) / n
             stats.update(mc=list(mc), mean_mc=mean, measured=measured, ablated=[float(v) for v in scalars[1:]])
-            if abs(mean) > 1e-12:
+            if self.normaliser == "bounded":
+                norm = max(abs(mean), sum(abs(v) for v in mc) / n, self.normaliser_floor)
+            else:
+                norm = abs(mean)
+            stats["normaliser"] = norm
+            if norm > 1e-12:
                 sign = 1.0 if mean > 0 else -1.0
                 l_ab = []
                 for i in range(n):
                     d = mc[i] - mean
-                    a = -d * sign / mean ** 2
-                    b = 1.0 / (n * abs(mean)) - a / n
+                    # differentiated |mean M| ("mean"): a_i on the own CE gradient; stopped: none
+                    a = -d * sign / mean ** 2 if self.normaliser == "mean" else 0.0
+                    b = 1.0 / (n * norm) - a / n
                     coeff_full[i] = 1.0 + self.wabl * a
                     coeff_abl[i] = self.wabl * b * scale
-                    l_ab.append(d / abs(mean))
+                    l_ab.append(d / norm)
                 stats["l_ab"] = l_ab
             else:
                 stats["l_ab"] = [0.0] * n
@@ -320,6 +347,7 @@ class PerCellModule(BilevelModule):
         k = 0
         for i, player in enumerate(players):
             grads = []
+            first = k
             for _ in player.params:
                 g = coeff_full[i] * g_full[k]
                 if g_abl is not None and coeff_abl[i] != 0.0:
@@ -329,6 +357,7 @@ class PerCellModule(BilevelModule):
                 grads.append(g)
                 k += 1
             out.append(grads)
+            self.grad_stats.add(player.name, grads, g_full[first:k])
         return [[_dist_mean(g) for g in grads] for grads in out]
 
     # ---------------------------------------------------------------- steps

@@ -128,36 +128,99 @@ class LazyBatches:
         return batch
 
 
+def parse_step_scale(value: float | str) -> float | str:
+    """``'auto'`` or a positive number (``'4'`` from the CLI is 4.0)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not (scale > 0 and scale < float("inf")):
+        raise ConfigError(f"--arch-step-scale must be 'auto' or a number > 0, got {value!r}")
+    return scale
+
+
 @register_schedule("sparse")
 class SparseBilevelModule(BilevelModule):
     """First-order bilevel search whose architecture step runs only every ``arch_update_every``
     weight steps (counted over the whole search), or with ``'epoch'`` once per epoch.
 
-    Each update is one architecture step on one validation batch, taken *before* the weight step
-    that ends the period, so it sees weights trained on the whole period (with ``'epoch'``: on
-    the last step of each epoch). ``arch_update_every=1`` is DARTS.
+    Each update is taken *before* the weight step that ends the period, so it sees weights trained
+    on the whole period (with ``'epoch'``: on the last step of each epoch). One Adam step at DARTS'
+    learning rate per epoch would move every alpha by about ``lr`` per epoch, ``1/period`` of what
+    DARTS moves on the same budget: the search would not happen (measured in docs/edarts.md). So an
+    update moves as far as the ``period`` DARTS steps it replaces:
+
+    - ``arch_step_scale``: the update's learning rate is ``scale * lr``; ``'auto'`` (default) is the
+      period (weight steps per update), ``1`` the unscaled step of before issue 20;
+    - ``arch_batches``: the update's gradient is the mean over this many validation batches (the
+      lazy loader fetches them only now), so that one noisy batch does not decide a step that large.
+
+    ``arch_update_every=1`` is DARTS (period 1: scale 1, and one batch).
     """
 
-    def __init__(self, training_module: Any, *, arch_update_every: int | str = "epoch", **kwargs: Any) -> None:
+    def __init__(self, training_module: Any, *, arch_update_every: int | str = "epoch",
+                 arch_step_scale: float | str = "auto", arch_batches: int = 4, **kwargs: Any) -> None:
         super().__init__(training_module, **kwargs)
         self.arch_update_every = parse_update_every(arch_update_every)
+        self.arch_step_scale = parse_step_scale(arch_step_scale)
+        if isinstance(arch_batches, bool) or int(arch_batches) != arch_batches or arch_batches < 1:
+            raise ConfigError(f"--arch-batches must be a whole number >= 1, got {arch_batches!r}")
+        self.arch_batches = int(arch_batches)
+
+    def _per_epoch(self) -> int:
+        per_epoch = self.trainer.num_training_batches
+        if per_epoch == float("inf"):
+            raise ConfigError("sparse architecture updates count steps per epoch: the train loader needs a length")
+        return int(per_epoch)
+
+    def period(self) -> int:
+        """Weight steps per architecture update."""
+        return self._per_epoch() if self.arch_update_every == "epoch" else int(self.arch_update_every)
+
+    def step_scale(self) -> float:
+        """The factor on the architecture learning rate of one update (``'auto'``: the period)."""
+        return float(self.period()) if self.arch_step_scale == "auto" else float(self.arch_step_scale)
 
     def arch_step_due(self, batch_idx: int) -> bool:
         if not super().arch_step_due(batch_idx):
             return False
-        per_epoch = self.trainer.num_training_batches
-        if per_epoch == float("inf"):
-            raise ConfigError("sparse architecture updates count steps per epoch: the train loader needs a length")
+        per_epoch = self._per_epoch()
         if self.arch_update_every == "epoch":
             return batch_idx == per_epoch - 1
         step = self.trainer.current_epoch * per_epoch + batch_idx
         return (step + 1) % self.arch_update_every == 0
 
     def arch_step(self, batch: Any, batch_idx: int) -> None:
+        if self.period() == 1:  # DARTS
+            if isinstance(batch, LazyBatch):
+                self._adopt(batch._source)
+                batch = self.trainer.strategy.batch_to_device(batch.fetch())
+            return super().arch_step(batch, batch_idx)
         if isinstance(batch, LazyBatch):
             self._adopt(batch._source)
-            batch = self.trainer.strategy.batch_to_device(batch.fetch())
-        super().arch_step(batch, batch_idx)
+            batches = [self.trainer.strategy.batch_to_device(batch.fetch()) for _ in range(self.arch_batches)]
+        else:  # an eager loader gives one batch per step
+            batches = [batch]
+        optimizer = self.architecture_optimizers()
+        optimizer.zero_grad()
+        k = len(batches)
+        for b in batches:
+            loss = self.add_regularizer(self.inner_loss(b, 2 * batch_idx), scale=1.0 / k)
+            self.manual_backward(loss / k)
+        self.record_arch_gradients()
+        groups = getattr(optimizer, "optimizer", optimizer).param_groups
+        saved = [g["lr"] for g in groups]
+        scale = self.step_scale()
+        for g in groups:
+            g["lr"] = g["lr"] * scale
+        try:
+            optimizer.step()
+        finally:
+            for g, lr in zip(groups, saved, strict=True):
+                g["lr"] = lr
+        optimizer.zero_grad()
 
     # ---------------------------------------------------------------- checkpoints
     # The lazy validation loader's position is part of the search state: without it a resumed

@@ -21,6 +21,13 @@ its epochs; 10 -> 0.02 over 20 epochs as published). It divides the topology log
 (``softmax(beta / T)``) and, scaled by 1e-3, the choice between survivors. A Gumbel op search
 (GDAS) anneals its own ``tau`` linearly from ``tau_max`` to ``tau_min`` over the op-search stage.
 
+Short runs (``anneal``): per epoch, a topology search of one epoch never anneals (it runs, and is
+derived, at ``t_max``), and one of two jumps from 10 to 0.02. So ``anneal='step'`` moves ``T`` (and
+``tau``) after every step, along the same exponential (linear for ``tau``) from the stage's first
+step to ``t_min`` at its last; ``'epoch'`` is the published per-epoch schedule; ``'auto'`` (default)
+is ``'epoch'`` from :data:`MIN_EPOCH_ANNEAL` topology-search epochs on (the published 20) and
+``'step'`` below. :meth:`StagePlan.describe` is the plan in words; the search prints it when it starts.
+
 "Fresh weights" inside a running Lightning fit (the public code calls ``model.__init__`` and makes
 new optimizers): at the first topology-warm-up epoch every weight module of the supernet that has
 ``reset_parameters`` (convolutions, batch norms with their running statistics, the classifier) is
@@ -51,6 +58,11 @@ from . import BilevelModule, register_schedule, unique
 STAGES: tuple[str, ...] = ("op_warmup", "op_search", "topology_warmup", "topology_search")
 #: The public DOTS code on CIFAR: 70 epochs split 15 / 15 / 20 / 20.
 PUBLISHED_STAGE_EPOCHS: tuple[int, int, int, int] = (15, 15, 20, 20)
+ANNEALS = ("auto", "epoch", "step")
+#: ``anneal='auto'`` anneals per epoch from this many topology-search epochs on, per step below.
+MIN_EPOCH_ANNEAL = 10
+STAGE_NAMES = {"op_warmup": "op warm-up", "op_search": "op search", "topology_warmup": "topology warm-up",
+               "topology_search": "topology search"}
 
 
 def scale_stage_epochs(total: int, base: Sequence[int] = PUBLISHED_STAGE_EPOCHS) -> tuple[int, int, int, int]:
@@ -82,8 +94,11 @@ class StagePlan:
     t_min: float = 0.02
     tau_max: float = 10.0
     tau_min: float = 0.1
+    anneal: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.anneal not in ANNEALS:
+            raise ConfigError(f"unknown anneal {self.anneal!r}: choose one of {', '.join(ANNEALS)}")
         if len(self.epochs) != 4 or any(int(e) != e or e < 0 for e in self.epochs):
             raise ConfigError(f"stage epochs must be 4 non-negative integers (op warm-up, op search, topology "
                               f"warm-up, topology search), got {list(self.epochs)}")
@@ -128,21 +143,43 @@ class StagePlan:
                 return name
         return STAGES[-1]  # epochs beyond the plan (a resumed run given more epochs) keep searching topology
 
-    def temperature(self, epoch: int) -> float:
-        """T of ``epoch``: 1 outside topology search, exponential t_max -> t_min inside it."""
+    @property
+    def per_step(self) -> bool:
+        """Whether temperatures move after every step (``anneal``, module docstring)."""
+        if self.anneal == "auto":
+            return self.epochs[3] < MIN_EPOCH_ANNEAL
+        return self.anneal == "step"
+
+    def _progress(self, epoch: int, fraction: float, stage: int) -> float:
+        """Progress in [0, 1] through ``stage`` at ``fraction`` of ``epoch`` (steps done / steps)."""
+        start, length = self.starts[stage], self.epochs[stage]
+        if self.per_step:
+            return min(1.0, max(0.0, (epoch - start + fraction) / max(1, length)))
+        return min(1.0, max(0.0, (epoch - start) / max(1, length - 1)))
+
+    def temperature(self, epoch: int, fraction: float = 0.0) -> float:
+        """T at ``fraction`` (steps done / steps, per-step annealing only) of ``epoch``: 1 outside
+        topology search, exponential t_max -> t_min inside it."""
         if self.stage(epoch) != "topology_search":
             return 1.0
-        start, length = self.starts[3], self.epochs[3]
-        progress = min(epoch - start, length - 1) / max(1, length - 1)
-        return self.t_max * (self.t_min / self.t_max) ** progress
+        return self.t_max * (self.t_min / self.t_max) ** self._progress(epoch, fraction, 3)
 
-    def tau(self, epoch: int) -> float:
-        """Gumbel tau of ``epoch``: t_max during op warm-up, linear to tau_min over op search."""
-        start, length = self.starts[1], self.epochs[1]
-        if epoch < start:
+    def tau(self, epoch: int, fraction: float = 0.0) -> float:
+        """Gumbel tau: tau_max during op warm-up, linear to tau_min over op search."""
+        if epoch < self.starts[1]:
             return self.tau_max
-        progress = min(1.0, (epoch - start) / max(1, length - 1))
-        return self.tau_max - (self.tau_max - self.tau_min) * progress
+        return self.tau_max - (self.tau_max - self.tau_min) * self._progress(epoch, fraction, 1)
+
+    def describe(self) -> str:
+        """The plan in one line, e.g. ``stage plan (8 epochs): op warm-up 1-2, op search 3-4, ...``."""
+        parts = []
+        for name, start, length in zip(STAGES, self.starts, self.epochs, strict=True):
+            if length:
+                span = f"{start + 1}" if length == 1 else f"{start + 1}-{start + length}"
+                parts.append(f"{STAGE_NAMES[name]} {span}")
+        how = "every step" if self.per_step else "every epoch"
+        return (f"stage plan ({self.total} epochs): {', '.join(parts)}; topology temperature {self.t_max:g} -> "
+                f"{self.t_min:g}, annealed {how}")
 
 
 @register_schedule("staged")
@@ -158,7 +195,7 @@ class StagedModule(BilevelModule):
                    "cannot follow: run the search in one process (--devices 1)")
 
     def __init__(self, training_module: Any, *, stage_epochs: Sequence[int] | None = None, t_max: float = 10.0,
-                 t_min: float = 0.02, tau_max: float = 10.0, tau_min: float = 0.1,
+                 t_min: float = 0.02, tau_max: float = 10.0, tau_min: float = 0.1, anneal: str = "auto",
                  topology_betas: tuple[float, float] = (0.9, 0.999), topology_warmup_data: str = "train",
                  **kwargs: Any) -> None:
         super().__init__(training_module, **kwargs)
@@ -166,11 +203,14 @@ class StagedModule(BilevelModule):
             raise ConfigError(f"topology_warmup_data must be 'train' (the weight half, as the public code) or "
                               f"'full' (both halves), got {topology_warmup_data!r}")
         self.stage_epochs = None if stage_epochs is None else tuple(int(e) for e in stage_epochs)
-        self.temperatures = {"t_max": t_max, "t_min": t_min, "tau_max": tau_max, "tau_min": tau_min}
+        self.temperatures = {"t_max": t_max, "t_min": t_min, "tau_max": tau_max, "tau_min": tau_min,
+                             "anneal": anneal}
         self.topology_betas = tuple(topology_betas)
         self.topology_warmup_data = topology_warmup_data
         self._plan: StagePlan | None = None
         self._forced_stage: str | None = None
+        #: Print the stage plan when the fit starts (:meth:`StagePlan.describe`).
+        self.print_plan = True
         if self.stage_epochs is not None:  # validate early; the total is checked when the fit starts
             StagePlan(self.stage_epochs, **self.temperatures)  # type: ignore[arg-type]
 
@@ -192,6 +232,12 @@ class StagedModule(BilevelModule):
             raise ConfigError(self.ddp_refusal)
         self._plan = None
         _ = self.plan  # fail before training if the stage epochs do not fit max_epochs
+        if not self.plan.stage(self.trainer.current_epoch).startswith("topology"):
+            for topology in self.topology_modules():  # not searched yet: the start is recorded as such
+                if hasattr(topology, "enabled"):
+                    topology.enabled = False
+        if self.trainer.is_global_zero and self.print_plan:
+            print(f"DOTS {self.plan.describe()}", flush=True)
         return super().setup(stage)
 
     # ---------------------------------------------------------------- structure
@@ -255,11 +301,8 @@ class StagedModule(BilevelModule):
         if topology_stage and not self.pruned:
             self.enter_topology_stage()
         epoch = self._stage_epoch(stage)
-        temperature = self.plan.temperature(epoch)
+        temperature = self.set_temperatures(epoch)
         for weights in self.survivor_modules():
-            weights.temperature = temperature
-            if hasattr(weights.search, "tau"):
-                weights.search.tau = self.plan.tau(epoch)
             for p in weights.search_parameters():
                 p.requires_grad_(stage == "op_search")
             for p in weights.choice_parameters():
@@ -267,8 +310,6 @@ class StagedModule(BilevelModule):
         for topology in self.topology_modules():
             if hasattr(topology, "enabled"):
                 topology.enabled = topology_stage
-            if hasattr(topology, "temperature"):
-                topology.temperature = temperature
             for p in topology.parameters():
                 p.requires_grad_(stage == "topology_search")
         arch_optimizer = self.architecture_optimizers()
@@ -277,6 +318,27 @@ class StagedModule(BilevelModule):
             for group in arch_optimizer.optimizer.param_groups:
                 group["betas"] = tuple(betas)
         return temperature
+
+    def set_temperatures(self, epoch: int, fraction: float = 0.0) -> float:
+        """Set T (topology and survivor choice) and the Gumbel tau for ``fraction`` of ``epoch``; returns T."""
+        temperature = self.plan.temperature(epoch, fraction)
+        for weights in self.survivor_modules():
+            weights.temperature = temperature
+            if hasattr(weights.search, "tau"):
+                weights.search.tau = self.plan.tau(epoch, fraction)
+        for topology in self.topology_modules():
+            if hasattr(topology, "temperature"):
+                topology.temperature = temperature
+        return temperature
+
+    def _anneal_step(self, batch_idx: int) -> None:
+        """Per-step annealing: after step ``batch_idx``, the temperatures of the next step (t_min after
+        the stage's last step, so that the stage is derived and recorded at t_min)."""
+        if not self.plan.per_step or self._forced_stage is not None:
+            return
+        steps = self.trainer.num_training_batches
+        if steps and steps != float("inf"):
+            self.set_temperatures(self.trainer.current_epoch, (batch_idx + 1) / steps)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -295,11 +357,17 @@ class StagedModule(BilevelModule):
         arch_optimizer.zero_grad()
         loss = self.arch_loss(batch, batch_idx)
         self.advance_optimization(loss, batch_idx, self.gradient_clip_val)  # weight grads: zero, clip, step
+        self.record_arch_gradients()
         arch_optimizer.step()
         arch_optimizer.zero_grad()
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = self._training_step(batch, batch_idx)
+        self._anneal_step(batch_idx)
+        return loss
+
+    def _training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         stage = self.stage
         if not stage.startswith("topology"):
             return super().training_step(batch, batch_idx)

@@ -11,8 +11,8 @@ Which nodes are "successors" (the paper's indices are loose here; see docs/stret
 
 * Node ids follow the package: ``0`` and ``1`` are the cell inputs, ``2 .. N+1`` the ``N``
   intermediate nodes. The paper's ``N`` counts the two inputs as nodes ``x_1, x_2`` and the
-  intermediate nodes as ``x_3 .. x_N``, whose concatenation is the cell output: paper ``N = 9`` is
-  ``--nodes 7`` here.
+  intermediate nodes as ``x_3 .. x_N``; its experiments count nodes the DARTS way (DARTS has "7
+  nodes": 2 inputs, 4 intermediate, 1 output), so paper ``N = 9`` is ``--nodes 6`` here.
 * The successors of node ``i`` are the intermediate nodes after it: ``i+1 .. N+1`` for an
   intermediate node (``N+1-i`` of them: the paper's ``N - i``) and all ``N`` intermediate nodes
   for either cell input (a cell input cannot feed the other input).
@@ -59,24 +59,39 @@ def node_codes(targets: list[int], edges: Edges, include_empty: bool = True) -> 
     return codes if include_empty else codes[1:]
 
 
-def merge_scale(num_successors: int, edges: Edges) -> float:
+#: How merged weights are scaled (``scale``): ``even`` (default) divides by the share of a node's
+#: codes that feed an edge, so that uniform code probabilities give every edge weight 1, which is the
+#: stated purpose of Eq. 10 / Eq. 13, with or without the empty code; ``printed`` is Eq. 13 exactly
+#: as printed, ``(2^n - 1) / 2^(n-1)``, which evens the weights out only without the empty code.
+SCALE_RULES = ("even", "printed")
+
+
+def merge_scale(num_successors: int, edges: Edges, include_empty: bool = True, rule: str = "even") -> float:
     """The factor of Eq. 10 (pairs) or Eq. 13 (any subset) for a node with ``n`` successors.
 
-    Pairs: ``C(n, 2) / C(n-1, 1) = n / 2`` (uniform probabilities give every edge weight 1).
-    Any: ``(2^n - 1) / 2^(n-1)`` as printed in Eq. 13 (uniform probabilities over all ``2^n`` codes
-    give ``1 - 2^-n``; over the ``2^n - 1`` non-empty codes exactly 1).
+    ``even``: number of codes / number of codes that feed one given successor. Pairs:
+    ``C(n, 2) / C(n-1, 1) = n / 2`` (Eq. 10). Any, without the empty code: ``(2^n - 1) / 2^(n-1)``
+    (Eq. 13). Any, with the empty code (the paper's ``2^(N-i)`` codes): ``2^n / 2^(n-1) = 2``.
+    ``printed``: Eq. 13 as printed also with the empty code; uniform probabilities then give
+    ``1 - 2^-n`` (0.5 for a node with one successor, 0.99 for the inputs of a 7-node cell).
     """
+    if rule not in SCALE_RULES:
+        raise ValueError(f"unknown scale rule {rule!r}: choose one of {', '.join(SCALE_RULES)}")
     n = num_successors
     if edges == "two":
         return math.comb(n, 2) / math.comb(n - 1, 1) if n >= 2 else 0.0
-    return (2 ** n - 1) / 2 ** (n - 1) if n >= 1 else 0.0
+    if n < 1:
+        return 0.0
+    if include_empty and rule == "even":
+        return 2.0
+    return (2 ** n - 1) / 2 ** (n - 1)
 
 
 def num_topology_parameters(num_nodes: int, edges: Edges = "any", include_empty: bool = True) -> int:
     """The number of topology variables ``beta`` of one cell with ``num_nodes`` intermediate nodes.
 
     ``any`` with the empty code: ``2 * 2^N`` for the two inputs plus ``sum_{k<N} 2^k`` for the
-    intermediate nodes, i.e. ``3 * 2^N - 1`` (383 for the paper's N = 9, i.e. 7 intermediate nodes).
+    intermediate nodes, i.e. ``3 * 2^N - 1`` (191 for the paper's N = 9, i.e. 6 intermediate nodes).
     ``two``: ``2 * C(N, 2) + sum_{k<N} C(k, 2)``.
     """
     n = num_nodes
@@ -98,16 +113,21 @@ class OutputTopology(Topology):
         include_empty: ``any`` only: whether the empty code (the node feeds no later node) is a
             choice. The paper's text includes it ("including none for removing the node", 2^(N-i)
             codes); its Eq. 11 sum starts at one edge.
-        scale: apply the factor of Eq. 10 / Eq. 13 (off: the plain merged probability of Eq. 9).
+        scale: the factor of Eq. 10 / Eq. 13: ``True`` or ``'even'`` (uniform probabilities give
+            every edge weight 1, also with the empty code), ``'printed'`` (Eq. 13 as printed), or
+            ``False`` (the plain merged probability of Eq. 9). See :func:`merge_scale`.
         reg_lambda: weight of ``r(beta)`` in the architecture loss (Eq. 15; the paper uses 10).
         init_scale: ``beta ~ init_scale * N(0, 1)``, as DARTS initialises alpha.
     """
 
-    def __init__(self, graph: CellGraph, edges: Edges = "any", include_empty: bool = True, scale: bool = True,
+    def __init__(self, graph: CellGraph, edges: Edges = "any", include_empty: bool = True, scale: bool | str = True,
                  reg_lambda: float = 10.0, init_scale: float = 1e-3) -> None:
         super().__init__(graph)
         if edges not in ("two", "any"):
             raise ValueError(f"edges must be 'two' or 'any', got {edges!r}")
+        rule = "even" if scale is True else scale
+        if rule is not False and rule not in SCALE_RULES:
+            raise ValueError(f"scale must be True, False or one of {', '.join(SCALE_RULES)}, got {scale!r}")
         self.edges, self.include_empty, self.reg_lambda = edges, include_empty, float(reg_lambda)
         nodes = [0, 1, *graph.node_ids]
         #: For every node: its successors and its codes; nodes without a code have no parameters.
@@ -130,7 +150,7 @@ class OutputTopology(Topology):
             source_row[e], has_codes[e] = row_of[i], True
             for k, code in enumerate(self.codes[i]):
                 bits[e, k] = float(j in code)
-            scales[e] = merge_scale(len(self.node_successors[i]), edges) if scale else 1.0
+            scales[e] = merge_scale(len(self.node_successors[i]), edges, include_empty, rule) if rule else 1.0
         self.beta = nn.Parameter(init_scale * torch.randn(num_codes))
         self.register_buffer("flat_index", torch.tensor(flat_index, dtype=torch.long), persistent=False)
         # bits[e, k] = 1 if code k of the source of edge e feeds its target

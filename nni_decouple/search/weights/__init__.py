@@ -36,6 +36,15 @@ class OpWeights(nn.Module):
         """The raw per-edge op scores used to rank ops at derivation (defaults to the weights)."""
         return self()
 
+    def split(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the cell computes with: ``(w [num_edges, num_ops], f [num_edges] or None)``.
+
+        Each edge computes ``sum_k w[e, k] * op_k(x)`` and, when ``f`` is given, the *whole* edge
+        output (a partial-channel edge's bypassed channels included) is multiplied by ``f[e]``;
+        ``w[e, k] * f[e]`` equals ``self()[e, k]``. Default: all in ``w`` (``f = None``).
+        """
+        return self(), None
+
 
 class SoftmaxWeights(OpWeights):
     """DARTS: ``softmax(alpha[e])`` over the ops of each edge; alpha ~ 1e-3 * N(0, 1)."""

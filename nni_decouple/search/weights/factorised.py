@@ -13,6 +13,13 @@ Defaults follow the paper's search phase: ``sigma_a = sigmoid``, ``sigma_b = sof
 connections of the layer, ``sigma_g = sigmoid``. ``psi`` multiplies the op outputs directly
 (Eq. 5): there is no further normalisation.
 
+The connection factor ``sigma_b(beta[k])[i]`` weighs connection ``i`` as a whole: the cell
+multiplies the entire edge output by it (:meth:`FactorisedWeights.split`), and the ops by
+``sigma_a(alpha) * sigma_g(gamma)`` only. On a full-channel edge this is the same sum as ``psi``;
+on a PC-DARTS partial-channel edge (:mod:`..edges.partial`) it also scales the ``(K-1)/K``
+bypassed channels, as PC-DARTS' edge weight does, so a connection switched off by ``beta`` sends
+nothing at all (scaling only the sampled ``C/K`` channels left the rest entering at weight 1).
+
 One :class:`FactorisedWeights` module exists per label (per layer with ``sharing='layer'``) and
 owns that layer's ``beta`` and ``gamma``; all of them share one :class:`SharedAlpha`, created by
 the first cell and kept in the mutation memo under ``dnas/alpha``.
@@ -156,6 +163,11 @@ class FactorisedWeights(OpWeights):
     def forward(self) -> torch.Tensor:
         """``psi[k]`` [C, Op] (Eq. 4)."""
         return self.op_factor() * self.beta_weights()[:, None]
+
+    def split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sigma_a(alpha) * sigma_g(gamma[k]) [C, Op], sigma_b(beta[k]) [C])``: the connection factor
+        multiplies the whole edge (module docstring), the rest the ops."""
+        return self.op_factor(), self.beta_weights()
 
     # ------------------------------------------------------------------ zero-one loss
     def regularizer(self) -> torch.Tensor | None:

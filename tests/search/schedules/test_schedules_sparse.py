@@ -50,6 +50,13 @@ class ArchRecorder(Callback):
         self.changed: list[bool] = []
         self.reads: list[int] = []
 
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self.start = [p.detach().clone() for p in pl_module.arch_parameters()]
+
+    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self.movement = max(float((p.detach() - s).abs().max())
+                            for p, s in zip(pl_module.arch_parameters(), self.start, strict=True))
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         self._before = [p.detach().clone() for p in pl_module.arch_parameters()]
         self._reads = self.val_data.reads
@@ -61,7 +68,7 @@ class ArchRecorder(Callback):
 
 
 def tiny_search(tmp_path: Path, every: int | str, epochs: int = 2, n: int = 24, batch: int = 4,
-                lazy_val: bool = True) -> ArchRecorder:
+                lazy_val: bool = True, **options: object) -> ArchRecorder:
     """6 steps per epoch on 8x8 random images through the NNI experiment, as run_search does."""
     train, val = CountingDataset(n, 0), CountingDataset(n, 1)
     recorder = ArchRecorder(val)
@@ -69,7 +76,7 @@ def tiny_search(tmp_path: Path, every: int | str, epochs: int = 2, n: int = 24, 
     evaluator = build_evaluator(DataLoader(train, batch_size=batch, shuffle=True),
                                 DataLoader(val, batch_size=batch, shuffle=True), trainer, max_epochs=epochs)
     space = CellSpace(ops="SS1", channels=2, layers=3, nodes=2, num_classes=3, in_chans=1)
-    strategy = EDARTS(subset=None, arch_update_every=every, lazy_val=lazy_val)
+    strategy = EDARTS(subset=None, arch_update_every=every, lazy_val=lazy_val, **options)
     config = NasExperimentConfig.default(space, evaluator, strategy)
     config.experiment_working_directory = str(tmp_path)
     NasExperiment(space, evaluator, strategy, config).run()
@@ -78,7 +85,7 @@ def tiny_search(tmp_path: Path, every: int | str, epochs: int = 2, n: int = 24, 
 
 @pytest.mark.parametrize("every", [3, "epoch"])
 def test_arch_changes_only_on_configured_steps(tmp_path: Path, every: int | str) -> None:
-    recorder = tiny_search(tmp_path, every)
+    recorder = tiny_search(tmp_path, every, arch_batches=1)
     steps = len(recorder.changed)
     assert steps == 12  # 2 epochs x 6 steps
     if every == "epoch":
@@ -88,6 +95,22 @@ def test_arch_changes_only_on_configured_steps(tmp_path: Path, every: int | str)
     assert recorder.changed == due
     # Only the due steps load a validation batch (4 images), the others none.
     assert recorder.reads == [4 if d else 0 for d in due]
+
+
+def test_an_update_averages_arch_batches_validation_batches(tmp_path: Path) -> None:
+    recorder = tiny_search(tmp_path, "epoch", epochs=1, arch_batches=3)
+    assert recorder.reads == [0] * 5 + [12]  # 3 batches of 4 images, loaded only for the update
+
+
+def test_epoch_update_moves_the_architecture_as_far_as_darts(tmp_path: Path) -> None:
+    """Issue 20, finding 2: one unscaled Adam step per epoch moved every alpha by about lr per epoch,
+    a sixth of what DARTS moves with 6 steps per epoch here; the default update is scaled to the
+    epoch's steps."""
+    darts = tiny_search(tmp_path / "darts", 1, epochs=3)
+    edarts = tiny_search(tmp_path / "edarts", "epoch", epochs=3)
+    unscaled = tiny_search(tmp_path / "unscaled", "epoch", epochs=3, arch_step_scale=1, arch_batches=1)
+    assert edarts.movement >= 0.5 * darts.movement
+    assert edarts.movement >= 3 * unscaled.movement
 
 
 def test_every_step_is_darts(tmp_path: Path) -> None:

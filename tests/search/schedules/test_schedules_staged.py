@@ -32,7 +32,7 @@ def test_stages_switch_at_the_configured_epochs() -> None:
     assert [plan.stage(e) for e in (0, 14, 15, 29, 30, 49, 50, 69)] == [
         "op_warmup", "op_warmup", "op_search", "op_search", "topology_warmup", "topology_warmup",
         "topology_search", "topology_search"]
-    plan = StagePlan((2, 1, 3, 2))
+    plan = StagePlan((2, 1, 3, 2), anneal="epoch")
     assert [plan.stage(e) for e in range(8)] == ["op_warmup"] * 2 + ["op_search"] + ["topology_warmup"] * 3 + [
         "topology_search"] * 2
     assert plan.temperature(6) == 10.0 and plan.temperature(7) == pytest.approx(0.02)
@@ -40,8 +40,32 @@ def test_stages_switch_at_the_configured_epochs() -> None:
 
 
 def test_gumbel_tau_is_linear_over_the_op_search() -> None:
-    plan = StagePlan((1, 3, 1, 1))
+    plan = StagePlan((1, 3, 1, 1), anneal="epoch")
     assert [plan.tau(e) for e in range(4)] == pytest.approx([10.0, 10.0, 5.05, 0.1])
+
+
+def test_short_topology_search_anneals_per_step_to_t_min() -> None:
+    """Issue 20, finding 5: a one-epoch topology search ran (and was derived) at T_max; per step it
+    falls from t_max at the stage's first step to t_min after its last."""
+    plan = StagePlan((1, 1, 1, 1))
+    assert plan.per_step and not StagePlan().per_step  # the published 20 epochs anneal per epoch
+    assert plan.temperature(3, 0.0) == pytest.approx(10.0)
+    assert plan.temperature(3, 0.5) == pytest.approx(10 * (0.02 / 10) ** 0.5)
+    assert plan.temperature(3, 1.0) == pytest.approx(0.02)
+    temperatures = [plan.temperature(3, k / 8) for k in range(9)]
+    assert all(a > b for a, b in zip(temperatures, temperatures[1:], strict=False))
+    assert plan.tau(1, 1.0) == pytest.approx(0.1)  # a one-epoch Gumbel op search anneals too
+    assert StagePlan((1, 1, 1, 1), anneal="epoch").temperature(3, 1.0) == 10.0  # the published rule, kept
+    with pytest.raises(ConfigError, match="anneal"):
+        StagePlan(anneal="sometimes")
+
+
+def test_the_stage_plan_is_said_in_words() -> None:
+    text = StagePlan((2, 2, 2, 2)).describe()
+    assert text.startswith("stage plan (8 epochs): op warm-up 1-2, op search 3-4, topology warm-up 5-6, "
+                           "topology search 7-8")
+    assert "10 -> 0.02" in text and "every step" in text
+    assert "every epoch" in StagePlan().describe()
 
 
 def test_stage_epochs_scale_to_short_runs() -> None:

@@ -21,10 +21,11 @@ def _node_probs(topology: OutputTopology, node: int) -> dict[tuple[int, ...], fl
     return {code: math.exp(v) / z for code, v in entries.items()}
 
 
+@pytest.mark.parametrize("rule", ["even", "printed"])
 @pytest.mark.parametrize("num_nodes", [1, 2, 3, 4])
-def test_any_codes_merge_as_eq13_brute_force(num_nodes):
+def test_any_codes_merge_as_eq13_brute_force(num_nodes, rule):
     graph = CellGraph(num_nodes)
-    topology = OutputTopology(graph, "any", init_scale=1.0)
+    topology = OutputTopology(graph, "any", init_scale=1.0, scale=rule)
     s = topology().detach().double()
     for i in [0, 1, *graph.node_ids]:
         succ = [t for src, t in graph.edges if src == i]
@@ -37,7 +38,9 @@ def test_any_codes_merge_as_eq13_brute_force(num_nodes):
             continue
         p = _node_probs(topology, i)
         for j in succ:
-            expected = (2 ** n - 1) / 2 ** (n - 1) * sum(prob for code, prob in p.items() if j in code)
+            # Eq. 13 as printed; with the empty code "even" scales by 2^n / 2^(n-1) = 2 instead
+            factor = (2 ** n - 1) / 2 ** (n - 1) if rule == "printed" else 2.0
+            expected = factor * sum(prob for code, prob in p.items() if j in code)
             assert float(s[graph.index(i, j)]) == pytest.approx(expected, rel=1e-5)
 
 
@@ -85,9 +88,28 @@ def test_number_of_topology_parameters_follows_the_formula(num_nodes):
     assert pairs.beta.numel() == num_topology_parameters(num_nodes, "two")
 
 
-def test_paper_n9_has_383_parameters_per_cell():
-    # The paper's N = 9 counts the two inputs: 7 intermediate nodes, sum over nodes of 2^(successors).
-    assert OutputTopology(CellGraph(7), "any").beta.numel() == 383
+def test_paper_n9_has_191_parameters_per_cell():
+    # The paper's N = 9 counts nodes the DARTS way (2 inputs, 1 output): 6 intermediate nodes,
+    # sum over nodes of 2^(successors).
+    assert OutputTopology(CellGraph(6), "any").beta.numel() == 191
+
+
+@pytest.mark.parametrize("num_nodes", [2, 4, 6, 7])
+@pytest.mark.parametrize("edges,include_empty", [("any", True), ("any", False), ("two", False)])
+def test_scale_evens_out_starting_edge_weights(num_nodes, edges, include_empty):
+    """Eq. 10 / Eq. 13's purpose: at uniform code probabilities every edge that some code feeds
+    weighs 1, also with the empty code (issue 20, finding 4: was 0.5 .. 0.99 with it)."""
+    topology = OutputTopology(CellGraph(num_nodes), edges, include_empty=include_empty, init_scale=0.0)
+    weights = topology()[topology.has_codes & (topology.scales > 0)]
+    assert weights.numel() > 0
+    assert torch.allclose(weights, torch.ones_like(weights), atol=1e-6)
+
+
+def test_printed_scale_rule_keeps_eq13_as_printed():
+    topology = OutputTopology(CellGraph(7), "any", include_empty=True, scale="printed", init_scale=0.0)
+    weights = topology().detach()
+    assert float(weights.max()) == pytest.approx(1 - 2 ** -7, abs=1e-6)  # the cell inputs
+    assert float(weights[weights > 0].min()) == pytest.approx(0.5, abs=1e-6)  # the second-to-last node
 
 
 def _valid_codes() -> dict[int, tuple[int, ...]]:

@@ -128,3 +128,36 @@ def test_zero_one_loss_refuses_non_sigmoid_targets() -> None:
 def test_shared_alpha_needs_cells_of_one_shape() -> None:
     with pytest.raises(ConfigError, match="same nodes"):
         FactorisedWeights(CellGraph(2), OPS, SharedAlpha(14, len(OPS)))
+
+
+def test_connection_factor_switches_off_the_whole_partial_channel_edge() -> None:
+    """Issue 20, finding 3: softmax(beta[k])[i] multiplies the whole edge, bypassed channels included
+    (PC-DARTS' edge weight). With connection 0 -> 2 off, input s0 must not change node 2's output
+    (before: it changed 77% of it through the (K-1)/K bypassed channels)."""
+    torch.manual_seed(0)
+    cells = supernet_cells(DNAS(partial_k=4), layers=3, nodes=1)
+    cell = cells[0]  # a normal cell: edges 0 -> 2 and 1 -> 2
+    with torch.no_grad():
+        cell.op_weights.beta.copy_(torch.tensor([-20.0, 20.0]))
+    cell.eval()
+    s0, s1 = torch.randn(2, 24, 6, 6), torch.randn(2, 24, 6, 6)  # the stem gives 3C channels
+    def output(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = cell([a, b])
+        return out[-1] if isinstance(out, (list, tuple)) else out  # NNI's cell returns [s1, output]
+
+    with torch.no_grad():
+        base = output(s0, s1)
+        moved = output(s0 + torch.randn_like(s0), s1)
+        other = output(s0, s1 + torch.randn_like(s1))
+    assert float((moved - base).norm() / base.norm()) < 1e-6
+    assert float((other - base).norm() / base.norm()) > 0.1  # the connection that is on still matters
+
+
+def test_split_weights_multiply_back_to_psi() -> None:
+    cells = supernet_cells(DNAS(partial_k=1), layers=3, nodes=2)
+    weights = cells[0].op_weights
+    with torch.no_grad():
+        for p in weights.arch_parameters():
+            p.normal_()
+        ops, factor = weights.split()
+        torch.testing.assert_close(ops * factor[:, None], weights())
