@@ -24,9 +24,18 @@ from ..errors import ConfigError, DataError
 LAUNCHERS = ("auto", "none", "pytorch", "slurm", "mpi")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mmengine.config import DictAction
+class _DictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``KEY=VALUE`` pairs read as mm's tools read them), imported only when the
+    option is given, so that building the CLI's parser does not import mmengine."""
 
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer", help="train and evaluate a searched backbone in an mmdetection / mmsegmentation config",
         description="Train and evaluate an OpenMMLab config (configs/mmdet, configs/mmseg) with mmengine's "
@@ -38,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="logs and checkpoints (default: the config's work_dir, else ./work_dirs/CONFIG_NAME)")
     parser.add_argument("--data-root", default=None,
                         help="dataset root: replaces the config's data_root in every dataset and evaluator path")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+    parser.add_argument("--cfg-options", nargs="+", action=_DictAction, default=None, metavar="KEY=VALUE",
                         help="override config entries, e.g. model.backbone.model=nd_darts_v2_imagenet "
                              "model.backbone.init_cfg.checkpoint=runs/train/model.pth train_dataloader.batch_size=4")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
