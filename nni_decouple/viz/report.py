@@ -203,7 +203,7 @@ def plot_op_evolution(label: str, epochs: list[int], series: list[dict[tuple[int
 def plot_topology_evolution(label: str, epochs: list[int], series: list[dict[int, dict[int, float]]]) -> Any:
     plt = pyplot()
     nodes = sorted({n for s in series for n in s})
-    fig, axes = plt.subplots(1, len(nodes), figsize=(2.6 * len(nodes), 2.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(nodes), figsize=(2.6 * len(nodes), 2.9), squeeze=False)
     for ax, node in zip(axes.flat, nodes, strict=True):
         sources = sorted({src for s in series for src in s.get(node, {})})
         for src in sources:
@@ -214,7 +214,7 @@ def plot_topology_evolution(label: str, epochs: list[int], series: list[dict[int
         if values and 0.0 <= min(values) and max(values) <= 1.0:
             ax.set_ylim(-0.03, 1.03)  # a fixed scale, not matplotlib's offset notation for flat lines
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)  # below
         ax.grid(alpha=0.3)
     fig.suptitle(f"{label}: topology (input-edge) weights over the search", fontsize=10)
     fig.tight_layout()
@@ -325,8 +325,8 @@ def _space_text(config: dict[str, Any], space: dict[str, Any]) -> str:
     ops = space.get("ops") or config.get("ops")
     ops_text = f"{len(ops)} ops ({', '.join(ops)})" if isinstance(ops, list) else f"ops {ops or 'the method default'}"
     sharing = space.get("sharing") or config.get("sharing")
-    cells = {"type": "one cell per type", "layer": "one cell per layer"}.get(sharing, f"sharing {sharing or '?'}")
-    return (f"{config.get('layers', '?')} cells ({cells}), {config.get('channels', '?')} channels, "
+    cells = {"type": " (one cell per type)", "layer": " (one cell per layer)"}.get(sharing, "")
+    return (f"{config.get('layers', '?')} cells{cells}, {config.get('channels', '?')} channels, "
             f"{config.get('nodes', '?')} nodes, {ops_text}")
 
 
