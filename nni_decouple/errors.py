@@ -7,6 +7,9 @@ The CLI prints such errors as one line and exits non-zero, without a traceback.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 
 class NNIDecoupleError(Exception):
     """Base class of every error the package raises on bad user input."""
@@ -52,3 +55,13 @@ def one_line(error: BaseException) -> str:
     last = text.rstrip().splitlines()[-1]
     prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
     return last[len(prefix):] if last.startswith(prefix) else last
+
+
+def show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+    """``warnings.showwarning`` without the source line: ``UserWarning: message``."""
+    stream = file if file is not None else sys.stderr
+    try:
+        stream.write(f"{category.__name__}: {message}\n")
+    except OSError:
+        pass

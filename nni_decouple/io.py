@@ -13,13 +13,34 @@ from typing import Any
 from .errors import OutputExistsError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system tells (Linux), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``,
-    so that a crash never leaves a half-written file (and an existing one stays whole until then)."""
+    so that a crash never leaves a half-written file (and an existing one stays whole until then).
+
+    The file gets the mode any other program's new file would (``0o666`` less the umask), or keeps the
+    mode of the file it replaces: ``mkstemp`` alone makes it ``0o600``, unreadable to anyone else."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -16,6 +16,11 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: The datasets :mod:`nni_decouple.data` registers and the stems :mod:`nni_decouple.models.blocks` builds, named
+#: here so that the CLI's parsers offer them without importing torch (tests check both lists against the registries).
+DATASET_NAMES: tuple[str, ...] = ("cifar10", "cifar100", "digits", "imagefolder", "imagenet", "mnist5k")
+STEMS: tuple[str, ...] = ("cifar", "imagenet", "imagenet_stride4")
+
 #: The largest seed: NumPy's generators take seeds below 2**32.
 MAX_SEED = 2**32 - 1
 

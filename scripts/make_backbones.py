@@ -1,6 +1,6 @@
 """Write backbones/*.json from the architectures the papers released (provenance of the presets).
 
-    python scripts/make_backbones.py RELEASED_GENOTYPES_TXT [--out backbones]
+    python scripts/make_backbones.py [RELEASED_GENOTYPES_TXT] [--out backbones]
 
 The input is the published text (DARTS ``Genotype(...)`` lines and D-DARTS ``Genotype_nested(...)``
 files, each under a ``## file name`` title). Each release becomes one genotype JSON whose ``meta``
@@ -142,8 +142,9 @@ def releases() -> dict[str, tuple[str, dict[str, Any]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("released", type=Path)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "backbones")
+    backbones = Path(__file__).resolve().parent.parent / "backbones"
+    parser.add_argument("released", type=Path, nargs="?", default=backbones / "released_genotypes.txt")
+    parser.add_argument("--out", type=Path, default=backbones)
     args = parser.parse_args(argv)
     text = args.released.read_text(encoding="utf-8")
     # Parse one release at a time: a broken release is reported, not fatal.

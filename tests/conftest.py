@@ -17,13 +17,13 @@ os.environ.setdefault("NNI_DECOUPLE_HOME", str(Path(os.environ.get("TMPDIR", "/t
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference" / "released_genotypes.txt"
+#: The architectures the papers released, as published (the source of backbones/*.json).
+REFERENCE = REPO / "backbones" / "released_genotypes.txt"
 
 
 @pytest.fixture(scope="session")
 def reference_genotypes_path() -> Path:
-    if not REFERENCE.is_file():
-        pytest.fail(f"{REFERENCE} is missing: the tests expect the project's shared/ folder beside the repository")
+    assert REFERENCE.is_file(), f"{REFERENCE} is missing from the repository"
     return REFERENCE
 
 

@@ -52,3 +52,25 @@ def test_run_directory_is_not_overwritten_without_asking(tmp_path: Path) -> None
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputExistsError, match="is a file"):
         prepare_run_dir(tmp_path / "file")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_respect_the_umask(tmp_path: Path, umask: int) -> None:
+    """An atomic write makes the file any other program would (0666 less the umask; mkstemp alone gives 0600),
+    through every writer and through the CLI; a replaced file keeps its mode."""
+    from nni_decouple.cli import main
+
+    old = os.umask(umask)
+    try:
+        written = [atomic_write_json(tmp_path / "a.json", {}), atomic_write_text(tmp_path / "b.txt", "b"),
+                   atomic_write_bytes(tmp_path / "c.pth", b"c")]
+        backbone = Path(__file__).resolve().parents[1] / "backbones" / "darts_v2.json"
+        assert main(["genotype", str(backbone), "--to", "json", "--out", str(tmp_path / "g.json")]) == 0
+        written.append(tmp_path / "g.json")
+        for path in written:
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask, (path.name, oct(path.stat().st_mode))
+        os.chmod(written[0], 0o640)
+        atomic_write_json(written[0], {"again": 1})
+        assert written[0].stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

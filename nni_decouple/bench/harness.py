@@ -12,6 +12,7 @@ import argparse
 import collections
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import platform
@@ -113,7 +114,8 @@ def _as_variant(method: str, item: Any) -> BenchVariant:
 
 def declared_variants(method: Any) -> list[BenchVariant]:
     """The variants a method's strategy module declares through ``bench_variants(name)``."""
-    module = sys.modules.get(getattr(method.build, "__module__", ""), None)
+    name = getattr(method.build, "__module__", "")
+    module = sys.modules.get(name) or (importlib.import_module(name) if name else None)
     hook = getattr(module, "bench_variants", None)
     if not callable(hook):
         return []

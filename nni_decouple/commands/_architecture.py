@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import ConfigError, GenotypeError
 from ..models.genotype import Genotype, load_genotype, split_selection
-from ..models.network import preset_genotype, preset_info, preset_names
-from ..models.timm_models import PREFIX, registered_exports
+
+#: The prefix of every model name the package registers with timm (``models.timm_models.PREFIX``).
+PREFIX = "nd_"
 
 #: What a network for a dataset needs when nothing else says: classes, image channels and size, stem.
 #: (The same facts as ``nni_decouple.data``'s DatasetInfo, known here without loading the data.)
@@ -38,6 +39,9 @@ class Architecture:
 
 def resolve(spec: str) -> Architecture:
     """A preset or export name (with or without ``nd_``), a backbone / genotype file, or a run directory."""
+    from ..models.network import preset_genotype, preset_info, preset_names
+    from ..models.timm_models import registered_exports
+
     name = spec if spec.startswith(PREFIX) else PREFIX + spec
     if name in preset_names():
         info = preset_info(name)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..bench.cost import CostConfig
 from ..bench.quality import QualityConfig
-from ..data import DATASETS
 from ..errors import ConfigError
+from ..options import DATASET_NAMES
 
 
 def _comma_list(text: str) -> list[str]:
@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="run every row in this process (faster; memory figures then carry over between rows)")
     g.add_argument("--timeout", type=float, default=None, help="seconds per isolated job")
     g.add_argument("--seed", type=int, default=c.seed)
-    g.add_argument("--dataset", choices=sorted(DATASETS), default=c.dataset,
+    g.add_argument("--dataset", choices=DATASET_NAMES, default=c.dataset,
                    help="data of every row (default: the bundled real MNIST-5k; 'digits' is the lightest)")
     g = parser.add_argument_group("cost benchmark")
     g.add_argument("--layers", type=int, default=c.layers, help="cells of the supernet")
@@ -89,6 +89,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, subparser=parser)
 
 
+def _relative(path: str) -> str:
+    """A path inside the working directory as a relative one, so RESULTS.md names no folder of this machine."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
 def canonical_command(args: argparse.Namespace) -> str:
     """The command with every option that differs from its default: what RESULTS.md records."""
     parser: argparse.ArgumentParser = args.subparser
@@ -104,7 +112,7 @@ def canonical_command(args: argparse.Namespace) -> str:
             parts.append(flag)
         else:
             text = ",".join(value) if isinstance(value, list) else str(value)
-            parts += [flag, text]
+            parts += [flag, _relative(text) if action.dest in ("out", "results_md") else text]
     return " ".join(shlex.quote(p) for p in parts)
 
 

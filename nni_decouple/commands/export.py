@@ -15,18 +15,17 @@ import argparse
 import datetime
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, ConfigError, OutputExistsError
 from ..io import atomic_write_text
-from ..models.blocks import STEMS
-from ..models.cards import count_macs, count_params, model_card
-from ..models.network import DartsNetwork, checkpoint_filter_fn, preset_names
-from ..models.timm_models import model_name_for, network_config, register_genotype, user_dir
-from ..runner.retrain import save_weights
+from ..options import STEMS
 from ._architecture import Architecture, network_for, resolve
+
+if TYPE_CHECKING:  # torch and the network are imported when an export runs, not to build the CLI's parser
+    import torch
+
+    from ..models.network import DartsNetwork
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +58,8 @@ def load_weights(path: Path, model: DartsNetwork) -> dict[str, torch.Tensor]:
     """A state dict from ``model.pth`` or a Lightning checkpoint that fits ``model`` exactly."""
     from timm.models import load_state_dict
 
+    from ..models.network import checkpoint_filter_fn
+
     if not path.is_file():
         raise CheckpointError(f"weights {str(path)!r} do not exist: check --weights")
     try:
@@ -83,6 +84,11 @@ def load_weights(path: Path, model: DartsNetwork) -> dict[str, torch.Tensor]:
 def export(arch: Architecture, name: str, *, weights: Path | None, network: dict[str, Any],
            directory: Path | None = None, force: bool = False) -> dict[str, Any]:
     """Write ``NAME.json``, ``NAME.pth`` (with weights) and ``NAME.md``; register ``nd_NAME``; return paths."""
+    from ..models.cards import count_macs, count_params, model_card
+    from ..models.network import DartsNetwork, preset_names
+    from ..models.timm_models import model_name_for, network_config, register_genotype, user_dir
+    from ..runner.retrain import save_weights
+
     model_name = model_name_for(name)
     if model_name in preset_names():
         raise ConfigError(f"{model_name!r} is a released preset: choose another --name")

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import fields
+from typing import Any
 
-from ..data import DATASETS
-from ..options import NON_NEGATIVE, POSITIVE
-from ..runner.experiment import SearchConfig, is_rank_zero, run_search, skip_counts
-from ..runner.health import verdict
-from ..runner.recorder import read_history
+from ..options import DATASET_NAMES, NON_NEGATIVE, POSITIVE
+from ..runner.config import SearchConfig
 from ..strategies import get_method, load_all
+from ._help import DefaultsHelpFormatter
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every method shares."""
     d = SearchConfig()
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", default=d.dataset, choices=sorted(DATASETS),
+    g.add_argument("--dataset", default=d.dataset, choices=DATASET_NAMES,
                    help="dataset (default: the bundled real MNIST-5k)")
     g.add_argument("--data-root", default=None, help="dataset root for cifar10/cifar100/imagenet/imagefolder")
     g.add_argument("--train-limit", type=int, default=None, metavar="N", help="use only N training images")
     g.add_argument("--subset", type=float, default=d.subset, metavar="FRACTION",
-                   help="search on a seeded random fraction of the training images (eDARTS); default: all")
+                   help="search on a seeded random fraction of the training images (eDARTS; unset: all of them)")
     g.add_argument("--balanced", dest="subset_balanced", action=argparse.BooleanOptionalAction,
                    default=d.subset_balanced, help="give every class an equal share of --subset")
     g.add_argument("--train-portion", type=float, default=d.train_portion,
@@ -56,10 +56,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("search", help="search an architecture with one of the methods")
+    parser = subparsers.add_parser("search", help="search an architecture with one of the methods",
+                                   formatter_class=DefaultsHelpFormatter)
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     for method in sorted(load_all().values(), key=lambda m: m.name):
-        sub = methods.add_parser(method.name, help=method.help, description=method.help)
+        sub = methods.add_parser(method.name, help=method.help, description=method.help,
+                                 formatter_class=DefaultsHelpFormatter)
         add_common_arguments(sub)
         method.add_arguments(sub)
         sub.set_defaults(func=run, subparser=sub)
@@ -75,6 +77,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runner.experiment import is_rank_zero, run_search, skip_counts
+
     method = get_method(args.method)
     space_defaults = dict(method.space_defaults)
     if method.prepare is not None:
@@ -83,21 +87,33 @@ def run(args: argparse.Namespace) -> int:
     strategy = method.build(args)
     out = args.out or f"runs/{args.method}-{args.dataset}"
     result = run_search(config, strategy, out, resume=args.resume, force=args.force,
-                        progress_bar=not args.no_progress, space_defaults=space_defaults)
+                        progress_bar=not args.no_progress, space_defaults=space_defaults, announce=print)
     if not is_rank_zero():  # the other DDP ranks searched the same architecture and wrote nothing
         return 0
     genotype = result.genotype
     print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
     print(f"genotype: {genotype.to_text()}")
     print(f"skip connections: {skip_counts(genotype)}")
+    from ..runner.health import verdict
+    from ..runner.recorder import read_history
+
     history = read_history(result.out) if result.out is not None else []
     print(verdict(history[-1].get("health") if history else None))
     print(f"written: {result.out}/genotype.json, arch_probs.json, arch_history.jsonl, checkpoints/, logs/",
           file=sys.stdout)
-    if result.out is not None:
-        print("look at it:")
-        print(f"  nni-decouple show {result.out} --out {result.out}/cells.png    # cell diagrams")
-        print(f"  nni-decouple report {result.out}    # HTML report, with the search-health checks")
-        print(f"  nni-decouple export {result.out} --name my_{args.method}    # a timm backbone, nd_my_{args.method}")
+    print(next_steps(result.out, args.method))
     sys.stdout.flush()
     return 0
+
+
+def next_steps(out: Any, method: str = "search") -> str:
+    """What a user does with a finished search: the commands for this run directory."""
+    run = shlex.quote(str(out))
+    return "\n".join([
+        "next:",
+        f"  nni-decouple show {run} --out {shlex.quote(str(out) + '/cells.png')}   # draw the searched cells",
+        f"  nni-decouple report {run}                  # one HTML page about the search, with its health checks",
+        f"  nni-decouple export {run} --name my_{method}   # the searched cell as a timm model, nd_my_{method}",
+        f"  nni-decouple train {run} --dataset DATASET  # retrain the network (DARTS' recipe), then `export`",
+        f"  tensorboard --logdir {shlex.quote(str(out) + '/tensorboard')}",
+    ])

@@ -17,15 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..data import DATASETS, build_datasets
 from ..errors import CheckpointError
 from ..io import atomic_write_json, prepare_run_dir
-from ..models.blocks import STEMS
 from ..models.genotype import Genotype
-from ..models.network import DartsNetwork
-from ..models.timm_models import dataset_stats, network_config
-from ..options import need_seed, need_whole
-from ..runner.retrain import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS, retrain
+from ..options import DATASET_NAMES, STEMS, need_seed, need_whole
+from ..runner.train_config import RECIPE_FLAGS, RECIPES, TRAIN_OUTPUTS
 from ._architecture import resolve
 
 _RECIPE_FLAGS = {flag.replace("-", "_"): field for field, flag in RECIPE_FLAGS.items()}  # argparse dest -> field
@@ -42,12 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", metavar="GENOTYPE_OR_NAME",
                         help="preset or export name (e.g. darts_v2), genotype/backbone file, or search run directory")
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", default="mnist5k", choices=sorted(DATASETS), help="default: the bundled MNIST-5k")
+    g.add_argument("--dataset", default="mnist5k", choices=DATASET_NAMES, help="default: the bundled MNIST-5k")
     g.add_argument("--data-root", default=None, help="dataset root for cifar10/cifar100/imagenet/imagefolder")
     g.add_argument("--train-limit", type=int, default=None, metavar="N", help="train on N images only")
     g.add_argument("--num-workers", type=int, default=0)
     g = parser.add_argument_group("recipe (defaults: DARTS' CIFAR or ImageNet recipe, by the dataset)")
-    g.add_argument("--recipe", choices=sorted(RECIPES), default=None, help="start from this recipe")
+    g.add_argument("--recipe", default=None, metavar="FILE|" + "|".join(sorted(RECIPES)),
+                   help="YAML file of option defaults (with _base_ inheritance, as in search; flags on the command "
+                        f"line win), or a published recipe by name ({', '.join(sorted(RECIPES))}); "
+                        "unset: the recipe of the dataset's resolution")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="initial SGD learning rate")
@@ -73,7 +72,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--force", action="store_true",
                    help="replace the run in --out (deletes its outputs first; keeps other files)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
+    for action in parser._actions:  # the recipe flags' defaults: the published recipes' values
+        field = _RECIPE_FLAGS.get(action.dest)
+        if field is not None and action.default is None:
+            values = ", ".join(f"{getattr(recipe, field)} {name}" for name, recipe in sorted(RECIPES.items()))
+            action.help = f"{action.help or ''} (default: the recipe's: {values})".lstrip()
+    parser.set_defaults(func=run, subparser=parser, named_recipes=tuple(RECIPES))
 
 
 def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
@@ -104,13 +108,19 @@ def check_same_training(run_dir: Path, genotype: Genotype) -> None:
 
 
 def run(args: argparse.Namespace, trainer_kwargs: dict[str, Any] | None = None) -> int:
+    from ..data import build_datasets
+    from ..models.network import DartsNetwork
+    from ..models.timm_models import dataset_stats, network_config
+    from ..runner.retrain import retrain
+
     need_whole("devices", args.devices, 1)
     need_whole("num-workers", args.num_workers, 0)
     need_seed(args.seed)
     arch = resolve(args.source)
     train_set, val_set, info = build_datasets(args.dataset, args.data_root, args.train_limit, args.seed,
                                               augment=True)
-    base = RECIPES[args.recipe or ("imagenet" if info.stem == "imagenet" else "cifar")]
+    named = args.recipe if args.recipe in RECIPES else None  # a YAML recipe has set the flags' defaults
+    base = RECIPES[named or ("imagenet" if info.stem == "imagenet" else "cifar")]
     recipe = base.replace(**{field: getattr(args, flag) for flag, field in _RECIPE_FLAGS.items()})
     layers = len(arch.genotype.layers) if arch.genotype.per_layer and args.layers is None else recipe.layers
     recipe = replace(recipe, layers=layers)

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import STEMS
 from .ops import FactorizedReduce, ReLUConvBN
 
 Stem = Literal["cifar", "imagenet", "imagenet_stride4"]
-STEMS: tuple[str, ...] = ("cifar", "imagenet", "imagenet_stride4")
 
 
 class CellPreprocessor(nn.Module):

@@ -109,3 +109,24 @@ class DivergenceGuard(pl.Callback):
                 if not bool(torch.isfinite(p.detach()).all()):
                     raise DivergenceError(f"the search diverged at {where}: an architecture parameter of shape "
                                           f"{tuple(p.shape)} holds NaN or Inf; {self._last_good(trainer)}")
+
+
+class LastCheckpoint(pl.callbacks.ModelCheckpoint):
+    """``checkpoints/last.ckpt`` at the end of every training epoch, and nothing else: one file per save.
+
+    Lightning's ``ModelCheckpoint(save_last=True, save_top_k=1)`` writes every checkpoint twice
+    (``epoch=N-step=M.ckpt`` and an identical ``last.ckpt``), and with ``save_top_k=0`` it writes
+    ``last.ckpt`` only in epochs that saved another file, which a search (no validation loop) never
+    does; ``save_last='link'`` briefly leaves ``last.ckpt`` dangling between deleting the old epoch file
+    and linking the new one, where a kill would lose the run's only checkpoint."""
+
+    def __init__(self, dirpath: str | Path) -> None:
+        super().__init__(dirpath=str(dirpath), save_last=True, save_top_k=0, every_n_epochs=1,
+                         save_on_train_epoch_end=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass  # saved at the end of the training epoch only

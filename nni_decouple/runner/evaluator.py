@@ -90,17 +90,16 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
 def build_trainer(out: Path | None, max_epochs: int, *, devices: int = 1, accelerator: str = "cpu",
                   progress_bar: bool = True, limit_val_batches: float | int = 1.0, **kwargs: Any) -> Trainer:
     """A traced Lightning trainer writing checkpoints and CSV/TensorBoard logs under ``out``."""
-    from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from .callbacks import LastCheckpoint
 
     callbacks = kwargs.pop("callbacks", [])
     loggers: Any = False
     if out is not None:
-        # save_top_k=1 without a monitor keeps the latest epoch; Lightning writes last.ckpt only
-        # in an epoch in which it saved another checkpoint. Searches run no validation loop, so
-        # saving happens at the end of every training epoch.
-        callbacks = [ModelCheckpoint(dirpath=str(out / "checkpoints"), save_last=True, save_top_k=1,
-                                     every_n_epochs=1, save_on_train_epoch_end=True), *callbacks]
+        # One file, checkpoints/last.ckpt, written at the end of every training epoch (searches run no
+        # validation loop): what --resume reads.
+        callbacks = [LastCheckpoint(out / "checkpoints"), *callbacks]
         loggers = [CSVLogger(str(out), name="logs", version=""),
                    TensorBoardLogger(str(out), name="tensorboard", version="")]
     strategy = kwargs.pop("strategy", "ddp" if devices > 1 else "auto")

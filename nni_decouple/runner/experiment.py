@@ -9,14 +9,14 @@ checkpoints (``checkpoints/last.ckpt``), CSV logs (``logs/metrics.csv``) and Ten
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
 import logging
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ from ..data import EpochSeededSampler, bilevel_split, build_datasets, subset
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json, prepare_run_dir
 from ..models.genotype import Genotype
-from ..options import finite, need, need_seed, need_whole
 from ..spaces import CellSpace
 from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
+from .config import SearchConfig
+from .console import EpochConsole, quiet_libraries, wants_progress_bar
 from .evaluator import build_evaluator, build_trainer
 from .recorder import ArchitectureRecorder
 
@@ -44,54 +45,6 @@ _logger = logging.getLogger(__name__)
 #: What a search writes into its run directory (``--force`` replaces these, and only these).
 RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
                "tensorboard", "nni")
-
-
-@dataclass
-class SearchConfig:
-    """Options every method shares (the CLI's common flags)."""
-
-    method: str = "darts"
-    dataset: str = "mnist5k"
-    data_root: str | None = None
-    epochs: int = 10
-    layers: int = 5
-    channels: int = 8
-    nodes: int = 4
-    ops: str | None = None  # None: the method's default op set
-    sharing: str | None = None  # None: the method's default
-    batch_size: int = 64
-    train_limit: int | None = None
-    subset: float | None = None  # search on a seeded random fraction of the training images (eDARTS)
-    subset_balanced: bool = False  # ... with an equal share per class
-    train_portion: float = 0.5
-    learning_rate: float = 0.025
-    learning_rate_min: float = 0.001
-    weight_decay: float = 3e-4
-    seed: int = 0
-    devices: int = 1
-    num_workers: int = 0
-    method_options: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def check(self) -> SearchConfig:
-        """Refuse values no search can run with, before anything is loaded or written."""
-        for option, least in (("epochs", 1), ("batch_size", 1), ("layers", 1), ("channels", 1), ("nodes", 1),
-                              ("devices", 1), ("num_workers", 0)):
-            need_whole(option.replace("_", "-"), getattr(self, option), least)
-        if self.train_limit is not None:
-            need_whole("train-limit", self.train_limit, 1)
-        need_seed(self.seed)
-        need(self.subset is None or (finite(self.subset) and 0 < self.subset <= 1), "subset", self.subset,
-             "a fraction in (0, 1]")
-        need(finite(self.train_portion) and 0 < self.train_portion < 1, "train-portion", self.train_portion,
-             "a fraction in (0, 1)")
-        for option, value in (("lr", self.learning_rate), ("lr-min", self.learning_rate_min),
-                              ("weight-decay", self.weight_decay)):
-            need(finite(value) and value >= 0, option, value, "a finite number >= 0")
-        need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
-        return self
 
 
 @dataclass
@@ -196,12 +149,14 @@ def _check_resume(out: Path, config: SearchConfig) -> Path:
 
 def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = None, *, resume: bool = False,
                force: bool = False, progress_bar: bool = True, space_defaults: dict[str, Any] | None = None,
-               callbacks: Sequence[Any] = ()) -> SearchResult:
+               callbacks: Sequence[Any] = (), announce: Any = None) -> SearchResult:
     """Search with ``strategy`` under ``config``; write the run to ``out`` (when given).
 
     With ``devices > 1`` Lightning's DDP re-runs the calling script once per extra rank; every
     rank searches with all-reduced gradients and exports the same genotype, and only rank 0
-    writes files.
+    writes files. ``announce(text)`` (e.g. ``print``) gets a line about what runs before the search: the
+    method, the space, the data sizes after subsets and splits, the schedule. Without a terminal (or with
+    ``progress_bar=False``) every epoch prints one line instead of the progress bar.
     """
     config.check()
     refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
@@ -217,9 +172,11 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     train_loader = DataLoader(weight_half, sampler=EpochSeededSampler(len(weight_half), config.seed), **loader_kwargs)
     val_loader = DataLoader(arch_half, sampler=EpochSeededSampler(len(arch_half), config.seed + 1), **loader_kwargs)
     space = build_space(config, info.num_classes, info.in_chans, info.stem, space_defaults)
+    check_supernet(strategy, space)
 
-    # Everything that can be wrong with the input (options, data, space) is checked above: only now
-    # is the run directory made, so that bad input leaves nothing behind.
+    # Everything that can be wrong with the input (options, data, space, the supernet the strategy
+    # builds from it) is checked above: only now is the run directory made, so that bad input leaves
+    # nothing behind.
     if out is None:
         out_dir = None
     elif is_rank_zero():
@@ -230,10 +187,15 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
 
     checkpoints = out_dir / "checkpoints" if out_dir is not None else None
     recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
-    trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
-                            callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
-                                       ConfigStamp(json.loads(json.dumps(config.to_dict()))),
-                                       *recorder, *callbacks])
+    bar = wants_progress_bar(progress_bar)
+    if announce is not None and is_rank_zero():
+        announce(describe_search(config, strategy, space, len(weight_half), len(arch_half), out_dir))
+    with quiet_libraries():
+        trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=bar,
+                                callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                           ConfigStamp(json.loads(json.dumps(config.to_dict()))),
+                                           EpochConsole(lines=not bar, total_epochs=config.epochs),
+                                           *recorder, *callbacks])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
                                 learning_rate_min=config.learning_rate_min, weight_decay=config.weight_decay,
                                 max_epochs=config.epochs)
@@ -242,13 +204,14 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     if out_dir is not None and is_rank_zero() and not resume:
         atomic_write_json(out_dir / "config.json", config.to_dict())
 
-    exp_config = NasExperimentConfig.default(space, evaluator, strategy)
-    work = Path(out_dir / "nni") if out_dir is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple"
-    exp_config.experiment_working_directory = str(work)
-    experiment = NasExperiment(space, evaluator, strategy, exp_config)
     started = time.perf_counter()
-    _quiet_nni()
-    experiment.run()
+    with quiet_libraries():
+        exp_config = NasExperimentConfig.default(space, evaluator, strategy)
+        work = Path(out_dir / "nni") if out_dir is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "nni-decouple"
+        exp_config.experiment_working_directory = str(work)
+        experiment = NasExperiment(space, evaluator, strategy, exp_config)
+        _quiet_nni()
+        experiment.run()
     seconds = time.perf_counter() - started
 
     module = strategy.oneshot_module
@@ -265,8 +228,47 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
         atomic_write_json(out_dir / "arch_probs.json", {
             "method": config.method, "epochs": config.epochs, "search_seconds": round(seconds, 2),
             "skip_connections": skip_counts(genotype), "arch": arch, "probs": probs,
+            # what ran, where config.json says "the method's default" (None)
+            "space": {"ops": list(getattr(space, "op_names", ())), "sharing": getattr(space, "sharing", None)},
         })
     return SearchResult(genotype, arch, probs, out_dir, seconds)
+
+
+def check_supernet(strategy: Any, space: Any) -> None:
+    """Build the strategy's supernet once from a copy of ``space`` and throw it away, so that whatever the
+    construction refuses (partial channels that do not divide the channels, a space the method cannot
+    search, ...) is refused before the run directory is made. The random state is left as it was, so the
+    search itself starts from the same parameters as without this check."""
+    mutate = getattr(strategy, "mutate_model", None)
+    if mutate is None:
+        return
+    with quiet_libraries(), torch.random.fork_rng(devices=[]):
+        mutate(copy.deepcopy(space))
+
+
+def describe_search(config: SearchConfig, strategy: Any, space: Any, weight_images: int, arch_images: int,
+                    out: Path | None) -> str:
+    """What a search runs, in a few lines: method and space, the data after subsets and splits, the schedule."""
+    ops = tuple(getattr(space, "op_names", ()))
+    sharing = getattr(space, "sharing", config.sharing)
+    cells = "one per layer" if sharing == "layer" else "shared by type"
+    lines = [f"search {config.method}: {config.layers} cells ({cells}), {config.channels} channels, {config.nodes} "
+             f"nodes, {len(ops)} ops ({', '.join(ops)})"]
+    fraction = getattr(strategy, "subset", None)
+    if fraction is not None and fraction < 1:  # the strategy subsets each half itself (eDARTS)
+        def part(n: int) -> int:
+            return max(1, int(round(fraction * n)))
+        data = (f"{part(weight_images)} weight + {part(arch_images)} architecture images (subset {fraction:g} of "
+                f"{weight_images} + {arch_images})")
+        weight_images = part(weight_images)
+    else:
+        data = f"{weight_images} weight + {arch_images} architecture images"
+    steps = -(-weight_images // config.batch_size)
+    lines.append(f"data {config.dataset}: {data}, batch {config.batch_size} ({steps} steps per epoch)")
+    plan = strategy.describe(config.epochs) if hasattr(strategy, "describe") else []
+    lines.append(f"{config.epochs} epochs" + (f"; {'; '.join(plan)}" if plan else "")
+                 + (f" -> {out}" if out is not None else ""))
+    return "\n".join(lines)
 
 
 def _quiet_nni() -> None:

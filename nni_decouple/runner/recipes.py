@@ -51,11 +51,21 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     return merged
 
 
-def apply_recipe(parser: argparse.ArgumentParser, recipe: dict[str, Any], method: str, where: str) -> None:
-    """Set ``recipe`` as the parser's defaults, refusing keys the method does not have and values
-    its options would refuse on the command line (argparse converts only string defaults, so a
-    recipe's list or wrong-typed number would otherwise fail deep inside the search)."""
+def apply_recipe(parser: argparse.ArgumentParser, recipe: dict[str, Any], method: str | None, where: str,
+                 command: str = "search") -> None:
+    """Set ``recipe`` as the parser's defaults, refusing keys the method (or ``command``, which has no
+    methods) does not have and values its options would refuse on the command line (argparse converts only
+    string defaults, so a recipe's list or wrong-typed number would otherwise fail deep inside the run)."""
     recipe = dict(recipe)
+    if method is None:
+        help_of = f"nni-decouple {command} --help"
+        actions = {a.dest: a for a in parser._actions}
+        unknown = sorted(set(recipe) - set(actions) - {"func", "subparser", "named_recipes", "recipe"}, key=str)
+        if unknown or "recipe" in recipe:
+            names = ", ".join(repr(k)[:40] for k in (unknown or ["recipe"]))
+            raise ConfigError(f"recipe {where!r} sets unknown option(s) {names} for '{command}'; see '{help_of}'")
+        parser.set_defaults(**{key: _value(parser, actions[key], key, value, where) for key, value in recipe.items()})
+        return
     named = recipe.pop("method", method)
     if named != method:
         from ..strategies import load_all

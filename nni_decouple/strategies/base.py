@@ -65,6 +65,11 @@ class DecoupledStrategy(DARTS):
         self.edge_factory = edge_factory
         self.schedule_options = dict(schedule_options or {})
 
+    def describe(self, epochs: int) -> list[str]:
+        """Console lines about what this strategy will run (e.g. DOTS' stage plan over ``epochs``)."""
+        describe = getattr(self.schedule_cls, "describe_plan", None)
+        return describe(self.schedule_options, epochs) if describe is not None else []
+
     def make_weights(self, graph: Any, spec: Any, label: str, memo: dict[str, Any]) -> Any:
         return WEIGHTS[self.weights](graph, spec, label, memo, **self.weights_options)
 

@@ -40,28 +40,11 @@ from ..search.edges.partial import partial_channel_edges
 from ..search.schedules import SCHEDULES
 from ..search.topology import TOPOLOGIES
 from ..search.weights import WEIGHTS
-from . import Method, register_method
 from .base import DecoupledStrategy
 from .edarts import search_loaders
-
-AXES: tuple[str, ...] = ("space", "weights", "topology", "schedule", "derive")
-
+from .methods.compose import AXES, SET_TARGETS, SPACES
 
 # ----------------------------------------------------------------------------- axis choices
-@dataclass(frozen=True)
-class Space:
-    """A search-space choice: the ``CellSpace`` sharing it builds and what it means."""
-
-    sharing: str
-    help: str
-
-
-SPACES: dict[str, Space] = {
-    "cell": Space("type", "one normal and one reduction cell, shared by every layer of that type (DARTS)"),
-    "global": Space("layer", "one cell per layer; parameters may be shared across layers (DNAS' alpha)"),
-    "distributed": Space("layer", "one cell per layer, each searched by its own optimizer (D-DARTS)"),
-}
-
 #: Registered entries that are not a choice of their own: ``survivors`` is what the staged
 #: schedule wraps around the op weights you choose (see :data:`ADAPTERS`).
 HIDDEN: dict[str, frozenset[str]] = {"weights": frozenset({"survivors"})}
@@ -398,8 +381,7 @@ def compose(space: str | None = None, weights: str | None = None, topology: str 
 # ----------------------------------------------------------------------------- CLI
 #: Preset options the CLI also has as common flags (flag dest -> option).
 _COMMON_FLAGS = {"arch_lr": "arc_learning_rate", "grad_clip": "gradient_clip_val"}
-_SET_TARGETS = {"weights": "weights_options", "topology": "topology_options", "schedule": "schedule_options",
-                "derive": "derive_options", "edges": "edge_options", "survivors": "survivor_options"}
+_SET_TARGETS = SET_TARGETS
 
 
 def parse_sets(items: list[str] | None) -> dict[str, dict[str, Any]]:
@@ -415,30 +397,11 @@ def parse_sets(items: list[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("composition (unset axes: the preset's, or DARTS')")
-    g.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="start from a method: " + "; ".join(f"{n}: {p.composition}" for n, p in PRESETS.items()))
-    g.add_argument("--space", choices=choices("space"), default=None,
-                   help="; ".join(f"{name}: {s.help}" for name, s in SPACES.items()))
-    g.add_argument("--weights", choices=choices("weights"), default=None,
-                   help="op-weight parametrisation (how alpha becomes per-edge op weights)")
-    g.add_argument("--topology", choices=choices("topology"), default=None,
-                   help="how a node weighs its input edges (none: by op weights alone)")
-    g.add_argument("--schedule", choices=choices("schedule"), default=None, help="what updates when")
-    g.add_argument("--derive", choices=choices("derive"), default=None, help="supernet -> genotype")
-    g.add_argument("--edges", choices=list(EDGES), default=None,
-                   help="mixed-edge implementation: all ops, none skipped, or PC-DARTS partial channels")
-    g.add_argument("--set", dest="sets", action="append", default=None, metavar="AXIS.KEY=VALUE",
-                   help=f"an option of an axis ({', '.join(_SET_TARGETS)}), e.g. weights.w01=10, "
-                        f"schedule.stage_epochs=[0,1,0,1], edges.k=4; repeatable")
-
-
 def _composition(args: argparse.Namespace) -> tuple[Composition, dict[str, Any]]:
     return resolve(args.preset, **{axis: getattr(args, axis) for axis in AXES})
 
 
-def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Fix the space options the composition implies: sharing from --space; the preset's ops, nodes and
     optimisation defaults wherever the corresponding flag kept its default."""
     composition, options = _composition(args)
@@ -461,7 +424,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     return {"ops": ops, "sharing": sharing}
 
 
-def _build(args: argparse.Namespace) -> ComposedStrategy:
+def build(args: argparse.Namespace) -> ComposedStrategy:
     composition, _ = _composition(args)
     options: dict[str, Any] = dict(parse_sets(args.sets))
     if args.edges is not None:
@@ -471,7 +434,3 @@ def _build(args: argparse.Namespace) -> ComposedStrategy:
         options.update(subset=args.subset if args.subset < 1.0 else None, balanced=args.subset_balanced)
     return compose(**composition.axes(), preset=args.preset, **options)
 
-
-register_method(Method(
-    "compose", "any search space x op weights x topology x schedule x derivation (DARTS and the five methods are "
-    "--preset)", _build, _add_arguments, prepare=_prepare, same_default_as="darts"))

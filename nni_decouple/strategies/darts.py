@@ -30,9 +30,7 @@ import types
 from typing import Any
 
 from ..nni_noise import importing_nni
-from ..options import POSITIVE
 from ..search.schedules import unique
-from . import Method, register_method
 
 with importing_nni():
     from nni.mutable import Categorical, CategoricalMultiple
@@ -134,21 +132,10 @@ class TPE(_NNITPE):
             self._model_space = space
 
 
-def _darts(args: argparse.Namespace) -> DARTS:
+def build_darts(args: argparse.Namespace) -> DARTS:
     return ResumableDARTS(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
 
 
-def _gdarts(args: argparse.Namespace) -> GumbelDARTS:
+def build_gdarts(args: argparse.Namespace) -> GumbelDARTS:
     return ResumableGumbelDARTS(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip,
                                 temperature=(args.tau_max, args.tau_min))
-
-
-def _gumbel_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tau-max", type=POSITIVE, default=10.0, help="initial Gumbel temperature (GDAS: 10)")
-    parser.add_argument("--tau-min", type=POSITIVE, default=0.1, help="final Gumbel temperature (GDAS: 0.1)")
-
-
-register_method(Method("darts", "NNI's DARTS (first order), unchanged", _darts,
-                       space_defaults={"ops": "darts_no_none"}))
-register_method(Method("gdarts", "NNI's GumbelDARTS (GDAS-style Gumbel softmax), unchanged", _gdarts,
-                       _gumbel_arguments, space_defaults={"ops": "darts_no_none"}))

@@ -14,15 +14,11 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ..models.handcrafted import HANDCRAFTED, get_handcrafted
+from ..models.handcrafted import get_handcrafted
 from ..models.ops import resolve_ops
-from ..options import NON_NEGATIVE, PROBABILITY, at_least
 from ..search.schedules.percell import ABLATIONS, DEACTIVATIONS, NORMALISERS, PerCellModule
-from . import Method, register_method
 from .base import DecoupledStrategy
-
-DERIVES = ("sparse", "edge")
-STARTS = ("scratch", *HANDCRAFTED)
+from .methods.ddarts import DERIVES
 
 
 class DDARTS(DecoupledStrategy):
@@ -114,7 +110,7 @@ def check_space(space: Any, start: str) -> None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def _build(args: argparse.Namespace) -> DDARTS:
+def build(args: argparse.Namespace) -> DDARTS:
     return DDARTS(ablation=args.ablation, w01=args.w01, wabl=args.wabl, threshold=args.threshold, derive=args.derive,
                   start=args.start, share_identical=args.share_identical, deactivate=args.deactivate,
                   normaliser=args.ablation_normaliser, normaliser_floor=args.normaliser_floor,
@@ -122,7 +118,7 @@ def _build(args: argparse.Namespace) -> DDARTS:
                   warmup_epochs=args.warmup_epochs, gradient_clip_val=args.grad_clip)
 
 
-def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """``--start NET`` fixes the space: NET's cells, nodes and reductions, over S_o."""
     if args.start == "scratch":
         return {}
@@ -142,33 +138,6 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     return {"reductions": want["reductions"]}
 
 
-def _arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("D-DARTS")
-    g.add_argument("--ablation", choices=ABLATIONS, default="exact",
-                   help="marginal contributions: exact (n+1 forwards/step), fast (one cell per step, round robin), "
-                        "none (FairDARTS loss only)")
-    g.add_argument("--w01", type=NON_NEGATIVE, default=7.0, help="zero-one loss weight (paper 7; public code 9)")
-    g.add_argument("--wabl", type=NON_NEGATIVE, default=0.5, help="ablation loss weight (paper 0.5; public code 0.7)")
-    g.add_argument("--threshold", type=PROBABILITY, default=0.85, help="derivation threshold on sigmoid(alpha)")
-    g.add_argument("--derive", choices=DERIVES, default="sparse",
-                   help="sparse: top-2 inputs per node; edge: top-2 ops per edge (both >= threshold)")
-    g.add_argument("--start", choices=STARTS, default="scratch",
-                   help="DARTOpti: start from a handcrafted network over S_o (fixes --layers/--nodes/--ops)")
-    g.add_argument("--share-identical", action=argparse.BooleanOptionalAction, default=True,
-                   help="with --start: identical cells share one alpha and one optimizer")
-    g.add_argument("--deactivate", choices=DEACTIVATIONS, default="zero",
-                   help="'cell i removed' for the ablation: zero op weights, or uniform 0.5 (no preference)")
-    g.add_argument("--ablation-normaliser", choices=NORMALISERS, default="bounded",
-                   help="denominator of the ablation loss: bounded = max(|mean M|, mean |M|, floor), gradient stopped "
-                        "(default); stopped = |mean M|, gradient stopped; mean = |mean M| differentiated (spikes)")
-    g.add_argument("--normaliser-floor", type=NON_NEGATIVE, default=1e-2,
-                   help="smallest bounded normaliser (1e-2)")
-    g.add_argument("--arch-lr-min", type=NON_NEGATIVE, default=1e-3, help="final architecture lr of each cell's cosine")
-    g.add_argument("--warmup-epochs", type=at_least(0), default=None,
-                   help="weight-only epochs before the search (default: 5 with --start, else 0); part of --epochs")
-    parser.set_defaults(arch_lr=3e-3)
-
-
 def bench_variants(method: str) -> list[dict[str, Any]]:
     """Rows of ``nni-decouple bench``: the default (exact ablation, n + 1 forwards) and the fast ablation,
     whose whole step the issue wants within 1.5x of a DARTS step."""
@@ -178,6 +147,3 @@ def bench_variants(method: str) -> list[dict[str, Any]]:
         {"name": "no-ablation", "help": "per-cell FairDARTS loss only (L_F)", "args": {"ablation": "none"}},
     ]
 
-
-register_method(Method("ddarts", "D-DARTS: per-cell search with the ablation loss (and DARTOpti starts)", _build,
-                       _arguments, space_defaults={"ops": "darts_no_none", "sharing": "layer"}, prepare=_prepare))

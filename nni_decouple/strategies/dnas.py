@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import DROP_RATE, NON_NEGATIVE, PROBABILITY, at_least
 from ..search.edges.partial import partial_channel_edges
 from ..search.graph import CellGraph
 from ..search.weights.factorised import FactorisedWeights, SharedAlpha
-from . import Method, register_method
 from .base import DecoupledStrategy
 
 #: ``weights`` aliases: the paper's method and its baseline.
@@ -80,32 +78,7 @@ class DNAS(DecoupledStrategy):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("DNAS")
-    g.add_argument("--weights", default="factorised",
-                   help="factorised (DNAS' alpha/beta/gamma, L*C + L*Op + C*Op parameters) or unfactorised "
-                        "(per-layer softmax alpha, L*C*Op: the paper's baseline); any registered op-weight name works")
-    g.add_argument("--partial-k", type=at_least(1), default=4, metavar="K",
-                   help="PC-DARTS partial channels: 1/K of the channels go through the ops (1: all channels)")
-    g.add_argument("--skip-drop", type=DROP_RATE, default=0.2, help="dropout on skip connections during search")
-    g.add_argument("--w01", type=NON_NEGATIVE, default=10.0, help="FairDARTS zero-one loss weight (0: off)")
-    g.add_argument("--zero-one", default="alpha,gamma",
-                   help="comma-separated factors the zero-one loss acts on (sigmoid ones: alpha, gamma)")
-    g.add_argument("--sigma-alpha", default="sigmoid", choices=["sigmoid", "softmax", "identity"])
-    g.add_argument("--sigma-beta", default="softmax", choices=["sigmoid", "softmax", "identity"])
-    g.add_argument("--sigma-gamma", default="sigmoid", choices=["sigmoid", "softmax", "identity"])
-    g.add_argument("--beta-scope", default="cell", choices=["cell", "node"],
-                   help="softmax of beta over all connections of a layer (Eq. 4) or per node")
-    g.add_argument("--alpha-sharing", default="all", choices=["all", "type"],
-                   help="one alpha for every layer (Eq. 4) or one per cell type")
-    g.add_argument("--edge-norm", action="store_true", help="add PC-DARTS' edge normalisation (a topology)")
-    g.add_argument("--derive", default="top2",
-                   help="top2 (DARTS rule on psi) or threshold (FairDARTS: keep ops whose weight >= --threshold)")
-    g.add_argument("--threshold", type=PROBABILITY, default=0.85, help="op-weight threshold of --derive threshold")
-    g.add_argument("--warmup-epochs", type=at_least(0), default=0, help="epochs of weight training before arch updates")
-
-
-def _build(args: argparse.Namespace) -> DNAS:
+def build(args: argparse.Namespace) -> DNAS:
     zero_one = tuple(t.strip() for t in str(args.zero_one).split(",") if t.strip())
     derive_options = {"threshold": args.threshold} if args.derive == "threshold" else None
     return DNAS(weights=args.weights, partial_k=args.partial_k, skip_drop=args.skip_drop, w01=args.w01,
@@ -113,12 +86,6 @@ def _build(args: argparse.Namespace) -> DNAS:
                 sigma_gamma=args.sigma_gamma, beta_scope=args.beta_scope, alpha_sharing=args.alpha_sharing,
                 edge_norm=args.edge_norm, derive=args.derive, derive_options=derive_options,
                 arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip, warmup_epochs=args.warmup_epochs)
-
-
-register_method(Method(
-    "dnas", "DNAS: global per-layer search with factorised alpha/beta/gamma weights, partial channels, "
-    "zero-one loss, skip drop", _build, _add_arguments,
-    space_defaults={"ops": "darts_no_none", "sharing": "layer"}))
 
 
 def bench_variants(method: str) -> list[dict[str, Any]]:

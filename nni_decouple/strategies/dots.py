@@ -18,15 +18,10 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..options import NON_NEGATIVE, POSITIVE
 from ..search.edges.nonzero import NonZeroMixedEdge
-from ..search.schedules.staged import ANNEALS, MIN_EPOCH_ANNEAL, PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
-from . import Method, register_method
+from ..search.schedules.staged import ANNEALS, PUBLISHED_STAGE_EPOCHS, StagedModule, StagePlan
 from .base import DecoupledStrategy
-
-EDGES = {"two": "input_pairs", "any": "input_any"}
-#: Op-search options -> op-weight parametrisation searched before the topology stage.
-OP_SEARCHES = {"grouped": "grouped", "darts": "softmax", "gdas": "gumbel"}
+from .methods.dots import EDGES, OP_SEARCHES
 
 
 class DOTS(DecoupledStrategy):
@@ -128,36 +123,7 @@ def _adam_betas(text: str | Sequence[Any] | None, name: str) -> tuple[float, flo
     return betas
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("DOTS")
-    g.add_argument("--edges", choices=sorted(EDGES), default="two",
-                   help="input edges per node: two (pairs, as published) or any non-empty combination (c_m sets)")
-    g.add_argument("--op-search", choices=list(OP_SEARCHES), default="grouped",
-                   help="grouped: one softmax per op group (Method 2); darts / gdas: Method 1 (default: grouped)")
-    g.add_argument("--survivors", default=None, metavar="groups|K",
-                   help="ops each edge keeps for the topology stage (default: groups for grouped, 1 otherwise)")
-    g.add_argument("--stage-epochs", default=None, metavar="A,B,C,D|auto",
-                   help="epochs of op warm-up, op search, topology warm-up, topology search; must add up to "
-                        "--epochs (default / auto: the published "
-                        f"{','.join(map(str, PUBLISHED_STAGE_EPOCHS))} scaled to --epochs)")
-    g.add_argument("--t-max", type=POSITIVE, default=10.0, help="initial topology temperature (10)")
-    g.add_argument("--t-min", type=POSITIVE, default=0.02, help="final topology temperature (0.02)")
-    g.add_argument("--anneal", choices=ANNEALS, default="auto",
-                   help=f"when T (and gdas' tau) change: every epoch (published), every step, or auto (per epoch "
-                        f"from {MIN_EPOCH_ANNEAL} topology-search epochs on, per step below; default)")
-    g.add_argument("--choice-scale", type=POSITIVE, default=1e-3,
-                   help="near-hard choice between survivors: softmax(a / (scale * T)) (1e-3)")
-    g.add_argument("--tau-max", type=POSITIVE, default=10.0, help="initial Gumbel temperature of gdas (10)")
-    g.add_argument("--tau-min", type=POSITIVE, default=0.1, help="final Gumbel temperature of gdas (0.1)")
-    g.add_argument("--gumbel-hard", action="store_true", help="gdas: straight-through one-hot samples")
-    g.add_argument("--topology-warmup-data", choices=["train", "full"], default="train",
-                   help="topology warm-up on the weight half (public code) or on both halves")
-    g.add_argument("--arch-betas", default="0.5,0.999", help="op-search Adam betas (0.5,0.999)")
-    g.add_argument("--arch-weight-decay", type=NON_NEGATIVE, default=1e-3, help="architecture Adam weight decay (1e-3)")
-    g.add_argument("--topology-betas", default="0.9,0.999", help="topology-search Adam betas (public code: 0.9,0.999)")
-
-
-def _build(args: argparse.Namespace) -> DOTS:
+def build(args: argparse.Namespace) -> DOTS:
     stage_epochs = parse_numbers(args.stage_epochs, 4, int, "--stage-epochs")
     if stage_epochs is not None and sum(stage_epochs) != args.epochs and not getattr(args, "resume", False):
         # a fresh run must match exactly (a resumed run may have been given more epochs)
@@ -179,11 +145,6 @@ def _build(args: argparse.Namespace) -> DOTS:
                 arc_weight_decay=args.arch_weight_decay,
                 topology_betas=_adam_betas(args.topology_betas, "--topology-betas"),
                 gradient_clip_val=args.grad_clip)
-
-
-register_method(Method(
-    "dots", "DOTS: decoupled operation and topology search (grouped op search, then topology over input edges)",
-    _build, _add_arguments, space_defaults={"ops": "darts", "sharing": "type", "nodes": 4}))
 
 
 # ----------------------------------------------------------------------------- benchmark rows

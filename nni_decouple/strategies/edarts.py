@@ -23,30 +23,16 @@ from torch.utils.data import DataLoader, SequentialSampler
 from ..data import EpochSeededSampler
 from ..data import subset as subset_dataset
 from ..errors import ConfigError
-from ..options import at_least
-from ..search.schedules.sparse import (
-    ArchUpdateEvery,
-    LazyBatches,
-    SparseBilevelModule,
-    parse_step_scale,
-    parse_update_every,
-)
-from ..search.topology.path import PATHS, PathSpec, parse_path
-from ..search.weights.prior import ATTENTION_PRESETS, parse_attention
-from . import Method, register_method
+from ..search.schedules.sparse import LazyBatches, SparseBilevelModule, parse_step_scale, parse_update_every
+from ..search.topology.path import PathSpec, parse_path
+from ..search.weights.prior import parse_attention
 from .base import DecoupledStrategy
+from .methods.edarts import DEFAULT_ARCH_BATCHES, DEFAULT_STEP_SCALE, DEFAULT_SUBSET, DEFAULT_UPDATE_EVERY
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni.nas.evaluator.pytorch import DataLoader as TracedDataLoader
 
-#: Defaults (the poster gives none; see docs/edarts.md): a tenth of the data, one arch step per epoch.
-DEFAULT_SUBSET = 0.1
-DEFAULT_UPDATE_EVERY: ArchUpdateEvery = "epoch"
-#: An epoch update moves as far as the DARTS steps it replaces (lr x weight steps per update), on the
-#: mean gradient of 4 validation batches (docs/edarts.md: before issue 20, one unscaled step on one batch).
-DEFAULT_STEP_SCALE = "auto"
-DEFAULT_ARCH_BATCHES = 4
 
 
 def subset_loader(loader: Any, fraction: float, seed: int = 0, balanced: bool = False) -> DataLoader:
@@ -132,26 +118,7 @@ class EDARTS(DecoupledStrategy):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("eDARTS")
-    g.add_argument("--arch-update-every", default=DEFAULT_UPDATE_EVERY, metavar="K|epoch",
-                   help="architecture step every K weight steps, or once per epoch (default: epoch; 1 = DARTS)")
-    g.add_argument("--arch-step-scale", default=DEFAULT_STEP_SCALE, metavar="auto|X",
-                   help="factor on --arch-lr for one update: auto = weight steps per update, so an update moves as far "
-                        "as the DARTS steps it replaces (default); 1 = one plain Adam step")
-    g.add_argument("--arch-batches", type=at_least(1), default=DEFAULT_ARCH_BATCHES, metavar="N",
-                   help=f"validation batches averaged for one update (default {DEFAULT_ARCH_BATCHES})")
-    g.add_argument("--path", default="full", metavar="NAME|SPEC",
-                   help=f"fixed search path: {', '.join(PATHS)} or input ids per node, e.g. '0,1;0,2;1,3;0,4' "
-                        f"(default: full, i.e. search the topology)")
-    g.add_argument("--attention", default="none", metavar="NAME|SPEC",
-                   help=f"log-prior on important ops: {', '.join(ATTENTION_PRESETS)} or 'op=bias,...' "
-                        f"(default: none)")
-    # eDARTS searches on a subset by default; the common --subset/--balanced flags set it.
-    parser.set_defaults(subset=DEFAULT_SUBSET)
-
-
-def _build(args: argparse.Namespace) -> EDARTS:
+def build(args: argparse.Namespace) -> EDARTS:
     parse_path(args.path, args.nodes)  # fail before the run directory is made
     # The strategy subsets its loaders (so that any harness building it from these options does);
     # run_search then leaves the data whole.
@@ -160,12 +127,6 @@ def _build(args: argparse.Namespace) -> EDARTS:
                   arch_update_every=args.arch_update_every, arch_step_scale=args.arch_step_scale,
                   arch_batches=args.arch_batches, path=args.path,
                   attention=args.attention, arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
-
-
-register_method(Method(
-    "edarts", "eDARTS: DARTS on a data subset with sparse architecture updates (split op sets SS1..SS8)",
-    _build, _add_arguments, space_defaults={"ops": "darts"},
-))
 
 
 def bench_variants(method: str) -> list[dict[str, Any]]:

@@ -17,18 +17,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..models.ops import resolve_ops
-from ..options import FINITE, NON_NEGATIVE
 from ..search.schedules import BilevelModule
 from ..search.schedules.milenas import MiLeNASModule
-from . import Method, register_method
 from .base import DecoupledStrategy
+from .methods.stretchable import OPTIMIZER_NAMES
 
 TOPOLOGIES = {("output", "any"): "output_any", ("output", "two"): "output_pairs",
               ("input", "any"): "input_any", ("input", "two"): "input_pairs"}
-OPTIMIZERS: dict[str, type[BilevelModule]] = {"darts": BilevelModule, "milenas": MiLeNASModule}
-#: The paper's N = 9 counts nodes the DARTS way (DARTS' cell is "7 nodes": 2 inputs, 4 intermediate,
-#: 1 output; the search "increases N to 9"): 6 intermediate nodes (``--nodes``). See docs/stretchable.md.
-PAPER_NODES = 6
+OPTIMIZERS: dict[str, type[BilevelModule]] = dict(zip(OPTIMIZER_NAMES, (BilevelModule, MiLeNASModule), strict=True))
 
 
 def check_no_none(op_names: Any) -> None:
@@ -112,33 +108,7 @@ class StretchableCells(DecoupledStrategy):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("Stretchable Cells")
-    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="milenas",
-                   help="milenas: mixed level (MiLeNAS-SC, default); darts: first-order bilevel")
-    g.add_argument("--topology", choices=["output", "input"], default="output",
-                   help="output: each node picks the successors it feeds (default); input: its inputs (ablation)")
-    g.add_argument("--edges", choices=["any", "two"], default="any",
-                   help="any number of edges per node (stretchable, default) or exactly two (w/o SC)")
-    g.add_argument("--reg-lambda", type=NON_NEGATIVE, default=10.0,
-                   help="weight of the passive-aggressive regulariser r(beta) (paper: 10; 0 turns it off)")
-    g.add_argument("--empty-code", dest="include_empty", action=argparse.BooleanOptionalAction, default=True,
-                   help="output/any: a node may feed no later node (the paper's 2^(N-i) codes; default on)")
-    g.add_argument("--topology-scale", dest="scale", action=argparse.BooleanOptionalAction, default=True,
-                   help="scale merged edge weights by Eq. 10 / Eq. 13 (default on)")
-    g.add_argument("--scale-rule", choices=["even", "printed"], default="even",
-                   help="even: uniform code probabilities give every edge weight 1, also with the empty code "
-                        "(default); printed: Eq. 13 as printed")
-    g.add_argument("--beta-init", type=FINITE, default=1e-3, help="topology variables start at this * N(0, 1)")
-    g.add_argument("--milenas-lambda", type=NON_NEGATIVE, default=1.0,
-                   help="MiLeNAS: weight of grad L_train in the architecture gradient (1)")
-    g.add_argument("--milenas-three-pass", dest="shared_forward", action="store_false",
-                   help="MiLeNAS: evaluate L_train again for the weight step, as the public code (3 passes a step)")
-    # The paper's N = 9 counts inputs and output the DARTS way: 6 intermediate nodes.
-    parser.set_defaults(nodes=PAPER_NODES)
-
-
-def _build(args: argparse.Namespace) -> StretchableCells:
+def build(args: argparse.Namespace) -> StretchableCells:
     check_no_none(resolve_ops(args.ops or "darts_no_none"))
     return StretchableCells(optimizer=args.optimizer, topology=args.topology, edges=args.edges,
                             reg_lambda=args.reg_lambda, include_empty=args.include_empty,
@@ -146,11 +116,6 @@ def _build(args: argparse.Namespace) -> StretchableCells:
                             init_scale=args.beta_init, lambda_train=args.milenas_lambda,
                             shared_forward=args.shared_forward, arc_learning_rate=args.arch_lr,
                             gradient_clip_val=args.grad_clip)
-
-
-register_method(Method(
-    "stretchable", "Stretchable Cells: explicit topology over output-edge combinations, DARTS or MiLeNAS",
-    _build, _add_arguments, space_defaults={"ops": "darts_no_none", "sharing": "type", "nodes": PAPER_NODES}))
 
 
 # ----------------------------------------------------------------------------- benchmark rows

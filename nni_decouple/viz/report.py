@@ -22,6 +22,7 @@ import io
 import json
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,11 @@ def parameter_kind(name: str) -> str:
 # ---------------------------------------------------------------------- figures
 def _png(fig: Any) -> str:
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # every x axis of the report counts epochs or steps: whole numbers only
+        if ax.get_label() != "<colorbar>":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -200,7 +206,7 @@ def plot_op_evolution(label: str, epochs: list[int], series: list[dict[tuple[int
 def plot_topology_evolution(label: str, epochs: list[int], series: list[dict[int, dict[int, float]]]) -> Any:
     plt = pyplot()
     nodes = sorted({n for s in series for n in s})
-    fig, axes = plt.subplots(1, len(nodes), figsize=(2.6 * len(nodes), 2.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(nodes), figsize=(2.6 * len(nodes), 2.9), squeeze=False)
     for ax, node in zip(axes.flat, nodes, strict=True):
         sources = sorted({src for s in series for src in s.get(node, {})})
         for src in sources:
@@ -211,7 +217,7 @@ def plot_topology_evolution(label: str, epochs: list[int], series: list[dict[int
         if values and 0.0 <= min(values) and max(values) <= 1.0:
             ax.set_ylim(-0.03, 1.03)  # a fixed scale, not matplotlib's offset notation for flat lines
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)  # below
         ax.grid(alpha=0.3)
     fig.suptitle(f"{label}: topology (input-edge) weights over the search", fontsize=10)
     fig.tight_layout()
@@ -235,13 +241,18 @@ def plot_parameters(kind: str, names: list[str], epochs: list[int], history: lis
     for ax, name in zip(axes.flat, names, strict=False):
         cols = [_flat(r["parameters"][name]) if name in r.get("parameters", {}) else None for r in history]
         size = max(len(c) for c in cols if c is not None)
+        ax.set_title(textwrap.fill(name, 34), fontsize=7)  # long names wrap instead of running into neighbours
+        ax.set_xlabel("epochs completed", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if size == 1:  # one entry (a scalar parameter): a curve says more than a one-row heatmap
+            ax.plot(epochs, [c[0] if c else math.nan for c in cols], marker="o", ms=3)
+            ax.set_ylabel("value", fontsize=7)
+            ax.grid(alpha=0.3)
+            continue
         matrix = [[(c[i] if c is not None and i < len(c) else math.nan) for c in cols] for i in range(size)]
         im = ax.imshow(matrix, aspect="auto", cmap="coolwarm", interpolation="nearest",
                        extent=(epochs[0] - 0.5, epochs[-1] + 0.5, size - 0.5, -0.5))
-        ax.set_title(name, fontsize=7)
-        ax.set_xlabel("epochs completed", fontsize=7)
         ax.set_ylabel("entry", fontsize=7)
-        ax.tick_params(labelsize=6)
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(f"raw {kind} over the search", fontsize=10)
     fig.tight_layout()
@@ -265,12 +276,13 @@ def plot_schedule(epochs: list[int], history: list[dict[str, Any]]) -> Any | Non
     if keys and all(v > 0 for r in history for v in r.get("temperatures", {}).values()):
         ax.set_yscale("log")
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette(i % 9)) for i in range(len(names))]
-    legend = (ax.legend(handles, names, loc="upper right", fontsize=7, title="stage", title_fontsize=7)
-              if names else None)
+    # legends beside the plot, where they cover no point
+    legend = (ax.legend(handles, names, loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7, title="stage",
+                        title_fontsize=7) if names else None)
     if keys:
         if legend is not None:
             ax.add_artist(legend)
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     ax.set_xlabel("epochs completed")
     ax.set_ylabel("temperature")
     ax.grid(alpha=0.3)
@@ -290,7 +302,7 @@ def plot_skips(epochs: list[int], history: list[dict[str, Any]]) -> Any:
     ax.set_xlabel("epochs completed")
     ax.set_ylabel("skip connections in the derived cell")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: it covers no point
     fig.tight_layout()
     return fig
 
@@ -310,18 +322,51 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def _space_text(config: dict[str, Any], space: dict[str, Any]) -> str:
+    """The space that ran: the op set and sharing the run recorded (config.json holds None for "the method's
+    default"), else what config.json says."""
+    ops = space.get("ops") or config.get("ops")
+    ops_text = f"{len(ops)} ops ({', '.join(ops)})" if isinstance(ops, list) else f"ops {ops or 'the method default'}"
+    sharing = space.get("sharing") or config.get("sharing")
+    cells = {"type": " (one cell per type)", "layer": " (one cell per layer)"}.get(sharing, "")
+    return (f"{config.get('layers', '?')} cells{cells}, {config.get('channels', '?')} channels, "
+            f"{config.get('nodes', '?')} nodes, {ops_text}")
+
+
+def _stage_runs(history: list[dict[str, Any]]) -> list[list[Any]]:
+    """``[stage, first, last]`` (epochs completed) of every stretch of equal stage in the history."""
+    rows: list[list[Any]] = []
+    for r in history[1:]:
+        if rows and rows[-1][0] == r.get("stage"):
+            rows[-1][2] = r["epoch"]
+        else:
+            rows.append([r.get("stage"), r["epoch"], r["epoch"]])
+    return rows
+
+
+def _options_text(options: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """``key value`` pairs; an unset stage plan shows the stages that ran."""
+    parts = []
+    for key, value in sorted(options.items()):
+        if key == "stage_epochs" and value is None:
+            runs = [(s, b - a + 1) for s, a, b in _stage_runs(history) if s]
+            value = ", ".join(f"{s} {n}" for s, n in runs) + " (scaled from the published plan)" if runs else None
+        if value is None:
+            continue
+        parts.append(f"{key} {', '.join(map(str, value)) if isinstance(value, (list, tuple)) else value}")
+    return "; ".join(parts)
+
+
 def summary_section(run_dir: Path, config: dict[str, Any], probs: dict[str, Any], genotype: Genotype | None,
                     history: list[dict[str, Any]]) -> str:
     rows = [("run directory", str(run_dir)), ("method", config.get("method", probs.get("method", "?"))),
             ("dataset", config.get("dataset", "?")),
             ("epochs", probs.get("epochs", config.get("epochs", "?"))),
             ("search time", f"{probs['search_seconds']} s" if "search_seconds" in probs else "?"),
-            ("search space", f"{config.get('layers', '?')} cells, {config.get('channels', '?')} channels, "
-                             f"{config.get('nodes', '?')} nodes, ops {config.get('ops') or 'method default'}, "
-                             f"sharing {config.get('sharing') or 'method default'}"),
+            ("search space", _space_text(config, probs.get("space") or {})),
             ("epochs recorded", f"{len(history)} snapshots in arch_history.jsonl" if history else "none")]
     if config.get("method_options"):
-        rows.append(("method options", json.dumps(config["method_options"], sort_keys=True)))
+        rows.append(("method options", _options_text(config["method_options"], history)))
     body = _table(rows)
     if genotype is not None:
         body += f"<p>Derived genotype:</p><pre>{html.escape(genotype.to_text())}</pre>"
@@ -395,13 +440,8 @@ def schedule_section(history: list[dict[str, Any]]) -> str:
     fig = plot_schedule(epochs, history) if history else None
     if fig is None:
         return _note("This method has no temperature or stage schedule.")
-    rows = []
-    for r in history[1:]:
-        if rows and rows[-1][0] == r.get("stage"):
-            rows[-1][2] = r["epoch"]
-        else:
-            rows.append([r.get("stage"), r["epoch"], r["epoch"]])
-    table = _table([(s or "-", f"{a}" if a == b else f"{a}-{b}") for s, a, b in rows], ("stage", "epochs"))
+    table = _table([(s or "-", b - a + 1, f"{a}" if a == b else f"{a}-{b}") for s, a, b in _stage_runs(history)],
+                   ("stage", "epochs", "which epochs"))
     return _img(fig, "temperature and stage timeline") + table
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,8 @@ def darts_run(tmp_path_factory):
 def test_search_writes_the_run(darts_run, capsys):
     for name in ("genotype.json", "arch_probs.json", "config.json", "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (darts_run / name).is_file(), name
+    # one checkpoint file per save (Lightning's default wrote an identical epoch=...ckpt beside it)
+    assert [p.name for p in (darts_run / "checkpoints").iterdir()] == ["last.ckpt"]
     genotype = load_genotype(darts_run / "genotype.json")
     assert genotype.meta["method"] == "darts"
     probs = json.loads((darts_run / "arch_probs.json").read_text())
@@ -183,3 +187,59 @@ def test_out_of_range_method_options_are_refused_on_the_line_and_in_recipes(meth
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag[2:] in err and action.type.what in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_log_file_gets_one_line_per_epoch_and_no_library_noise(tmp_path):
+    """`nni-decouple search dots ... > log.txt`: what runs, one line per epoch, the next commands; none of
+    Lightning's or NNI's lines that say nothing to the user, and warnings without source lines."""
+    from nni_decouple.runner.console import NOISE
+
+    out = tmp_path / "run"
+    log, err = tmp_path / "log.txt", tmp_path / "err.txt"
+    argv = [sys.executable, "-m", "nni_decouple.cli", "search", "dots", "--epochs", "4", "--train-limit", "32",
+            "--layers", "3", "--channels", "4", "--nodes", "2", "--batch-size", "16", "--out", str(out)]
+    with log.open("w") as stdout, err.open("w") as stderr:  # not a terminal: no progress bar
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny network: one thread (see conftest)
+        assert subprocess.run(argv, stdout=stdout, stderr=stderr, env=env, timeout=900).returncode == 0, err.read_text()
+    text, errors = log.read_text(), err.read_text()
+    epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/4", "2/4", "3/4", "4/4"], text
+    assert all("train_loss" in line and "ETA" in line for line in epochs), epochs
+    assert "search dots:" in text and "16 weight + 16 architecture images" in text
+    assert "stages (epochs): op warmup 1, op search 1, topology warmup 1, topology search 1" in text
+    assert f"nni-decouple report {out}" in text and "tensorboard --logdir" in text
+    everything = text + errors
+    noise = [line for line in everything.splitlines()
+             if any(re.search(p, line) for p in NOISE) or re.search(r"^\s+warnings\.warn\(|\.py:\d+: \w*Warning", line)]
+    assert not noise, noise
+
+
+def test_a_refusal_while_the_supernet_is_built_leaves_no_run(tmp_path, capsys):
+    """The issue's case: DNAS' partial channels (K = 4) do not divide 6 channels; the search is refused in one
+    line and --out stays empty, so the corrected command can use it."""
+    out = tmp_path / "k"
+    argv = ["search", "dnas", "--layers", "3", "--channels", "6", "--nodes", "3", "--train-limit", "64",
+            "--epochs", "1", "--batch-size", "16", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    assert "K=4 does not divide" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["darts", "gdarts", "dots", "edarts", "dnas", "stretchable", "ddarts", "compose"])
+def test_every_method_checks_its_supernet_before_the_run_directory(method, tmp_path, capsys, monkeypatch):
+    """Any refusal raised while a method's supernet is built (here: a ConfigError from NNI's one-shot
+    mutation, which every method's strategy goes through) leaves no run directory."""
+    from nni.nas.oneshot.pytorch.strategy import OneShotStrategy
+
+    from nni_decouple.errors import ConfigError
+
+    def refuse(self, model):
+        raise ConfigError("refused while building the supernet")
+
+    monkeypatch.setattr(OneShotStrategy, "mutate_model", refuse)
+    out = tmp_path / "run"
+    args = ["--epochs", "2", "--train-limit", "32", "--layers", "3", "--channels", "4", "--nodes", "2",
+            "--batch-size", "16", "--no-progress", "--out", str(out)]
+    assert main(["search", method, *args]) == 2
+    assert "refused while building the supernet" in capsys.readouterr().err
+    assert not out.exists()

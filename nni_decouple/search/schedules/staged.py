@@ -194,6 +194,16 @@ class StagedModule(BilevelModule):
     ddp_refusal = ("the staged schedule (DOTS) prunes the supernet when the topology stage begins, which DDP "
                    "cannot follow: run the search in one process (--devices 1)")
 
+    @staticmethod
+    def describe_plan(options: dict[str, Any], epochs: int) -> list[str]:
+        """The console's line about the plan a search of ``epochs`` epochs will run with ``options``."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the run itself warns about a short plan
+            plan = StagePlan.resolve(options.get("stage_epochs"), epochs)
+        stages = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in zip(STAGES, plan.epochs, strict=True))
+        return [f"stages (epochs): {stages}; topology temperature {options.get('t_max', plan.t_max):g} -> "
+                f"{options.get('t_min', plan.t_min):g}"]
+
     def __init__(self, training_module: Any, *, stage_epochs: Sequence[int] | None = None, t_max: float = 10.0,
                  t_min: float = 0.02, tau_max: float = 10.0, tau_min: float = 0.1, anneal: str = "auto",
                  topology_betas: tuple[float, float] = (0.9, 0.999), topology_warmup_data: str = "train",
