@@ -63,7 +63,7 @@ out = {"after_build": after_build, "after_help": heavy(), "helps": helps, "comma
         assert f"{flag}" in dots and f"(default: {default})" in dots.split(flag, 1)[1][:200], flag
     edarts = body(helps["search edarts --help"])
     assert "(default: 0.1)" in edarts.split("--subset FRACTION", 1)[1][:200]  # eDARTS' own subset, not "all"
-    assert "(default: 7)" in body(helps["search stretchable --help"]).split("--nodes NODES", 1)[1][:120]
+    assert "(default: 6)" in body(helps["search stretchable --help"]).split("--nodes NODES", 1)[1][:120]
     assert "--preset" in helps["search compose --help"] and "--weights" in helps["search compose --help"]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -475,7 +476,18 @@ def require_mm() -> None:
         raise ConfigError(f"{MM_MISSING} ({e})") from e
 
 
+#: setuptools' deprecation of ``pkg_resources``, which mmengine imports to read a config (``is_installed``):
+#: says nothing a user of ``transfer`` can act on, so it is hidden by message while transfer runs.
+PKG_RESOURCES_WARNING = "pkg_resources is deprecated as an API"
+
+
 def run(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PKG_RESOURCES_WARNING, category=UserWarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     require_mm()
     from mmengine.dist import is_main_process
 
