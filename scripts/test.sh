@@ -3,7 +3,8 @@
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/test_genotype.py -x`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${NNI_DECOUPLE_VENV:-$ROOT/.venv}"  # the same override as bootstrap.sh's
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-"$ROOT/.venv/bin/ruff" check .
-exec "$ROOT/.venv/bin/python" -m pytest "$@"
+"$VENV/bin/ruff" check .
+exec "$VENV/bin/python" -m pytest "$@"
