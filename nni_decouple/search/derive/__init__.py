@@ -74,6 +74,12 @@ def derive_topk(cell: SupernetCell, k: int = 2) -> CellGenotype:
         strength, names = best_ops(weights, cell.spec.op_names)
         if edge_weights is not None:
             strength = strength * edge_weights
+    return strongest_inputs(cell, strength, names, k)
+
+
+def strongest_inputs(cell: SupernetCell, strength: torch.Tensor, names: list[str], k: int) -> CellGenotype:
+    """Each node keeps its ``k`` input edges of largest ``strength`` (``[num_edges]``), edge ``e`` with
+    op ``names[e]``: DARTS' top-k rule, shared by the derivations that rank edges this way."""
     nodes = []
     for j in cell.graph.node_ids:
         in_edges = list(cell.graph.in_edges(j))

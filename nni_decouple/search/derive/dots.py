@@ -25,7 +25,7 @@ import torch
 
 from ...errors import ConfigError
 from ...models.genotype import CellGenotype
-from . import SupernetCell, best_ops, register_derive
+from . import SupernetCell, best_ops, register_derive, strongest_inputs
 
 
 def op_ranking(cell: SupernetCell) -> torch.Tensor:
@@ -54,12 +54,7 @@ def derive_dots(cell: SupernetCell, exclude: Sequence[str] = ("none",)) -> CellG
             strength, _ = best_ops(cell.edge_op_weights().detach(), cell.spec.op_names, tuple(exclude))
         sizes = getattr(topology, "sizes", (2,))
         k = 2 if 2 in sizes else min(sizes)
-        nodes = []
-        for j in cell.graph.node_ids:
-            in_edges = list(cell.graph.in_edges(j))
-            ranked = sorted(in_edges, key=lambda e: -float(strength[e]))[: min(k, len(in_edges))]
-            nodes.append([(names[e], cell.graph.edges[e][0]) for e in sorted(ranked)])
-        return CellGenotype.from_edges(nodes)
+        return strongest_inputs(cell, strength, names, k)
     nodes = [[(names[cell.graph.index(source, j)], source) for source in topology.best_combination(j)]
              for j in cell.graph.node_ids]
     return CellGenotype.from_edges(nodes)
