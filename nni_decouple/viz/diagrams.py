@@ -69,7 +69,7 @@ POINTS = INCH * 72  # points per data unit
 BULGE, BULGE_STEP = 0.7, 0.35
 GAP = 2.0  # points kept free between two labels, and between a label and a node box
 #: Where along its edge an op label may sit (0 at the source, 1 at the target), tried in this order.
-LABEL_AT = (0.5, 0.4, 0.6, 0.3, 0.7, 0.45, 0.55, 0.35, 0.65, 0.25, 0.75, 0.2, 0.8)
+LABEL_AT = (0.6, 0.5, 0.7, 0.4, 0.65, 0.55, 0.45, 0.75, 0.35, 0.3, 0.8, 0.25, 0.2)
 #: The layout is spread by this factor until every label has a free place, at most SPREADS times.
 SPREAD, SPREADS = 1.2, 8
 NODE_PAD, LABEL_PAD = 0.35, 0.12  # box padding in units of the font size, as matplotlib's boxstyle counts it
