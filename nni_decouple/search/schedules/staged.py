@@ -198,7 +198,8 @@ class StagedModule(BilevelModule):
     def describe_plan(options: dict[str, Any], epochs: int) -> list[str]:
         """The console's line about the plan a search of ``epochs`` epochs will run with ``options``
         (:meth:`StagePlan.describe`)."""
-        temperatures = {k: options[k] for k in ("t_max", "t_min", "tau_max", "tau_min", "anneal") if k in options}
+        temperatures = {k: options[k] for k in ("t_max", "t_min", "tau_max", "tau_min", "anneal")
+                        if options.get(k) is not None}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run itself warns about a short plan
             return [StagePlan.resolve(options.get("stage_epochs"), epochs, **temperatures).describe()]
