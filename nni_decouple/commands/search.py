@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = result.genotype
     print(f"\nsearched {args.method} on {args.dataset} in {result.seconds:.1f} s")
     print(f"genotype: {genotype.to_text()}")
-    print(f"skip connections: {skip_counts(genotype)}")
+    print("skip connections: " + ", ".join(f"{cell} {n}" for cell, n in skip_counts(genotype).items()))
     from ..runner.health import verdict
     from ..runner.recorder import read_history
 

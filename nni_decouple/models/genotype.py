@@ -21,6 +21,7 @@ import json
 import operator
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,13 +438,15 @@ def _node_lists(cell: CellGenotype) -> list[list[tuple[str, int]]]:
     return [[(e.op, e.source) for e in node] for node in cell.nodes]
 
 
-def _registered_ops() -> set[str] | None:
-    # The op registry needs torch; keep this module importable without it.
-    try:
-        from .ops import OPS
-    except ImportError:  # pragma: no cover - torch missing
-        return None
-    return set(OPS)
+def _registered_ops() -> set[str]:
+    """The op names a genotype may use: the op registry's once it is loaded (it holds the ops a user
+    registered as well), else the package's own ops, whose names need no torch (:mod:`.op_sets`)."""
+    ops = sys.modules.get(f"{__package__}.ops")
+    if ops is not None and hasattr(ops, "OPS"):
+        return set(ops.OPS)
+    from .op_sets import BUILTIN_OPS
+
+    return set(BUILTIN_OPS)
 
 
 # ---------------------------------------------------------------------- text readers

@@ -186,40 +186,16 @@ register_op("simple_conv_1x1", lambda c, stride, affine: ReLUConvBN(c, c, 1, str
 register_op("simple_conv_3x3", lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine))
 register_op("bottleneck_1x3x1", lambda c, stride, affine: Bottleneck(c, stride, 3, 4, affine))
 
-#: The DARTS space (Liu et al. 2019), in the order of the DARTS code.
-DARTS_OPS: tuple[str, ...] = (
-    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+# The op sets (and the names of the ops registered above) live in the torch-free op_sets module, so that
+# reading and checking a genotype needs no torch; they are importable from here as before.
+from .op_sets import (  # noqa: E402,F401
+    BUILTIN_OPS,
+    DARTS_OPS,
+    DARTS_OPS_NO_NONE,
+    EDARTS_SPLIT_CONVS,
+    OP_SETS,
+    S_O_OPS,
 )
-#: DARTS without ``none``: the 7-op space of D-DARTS and of Stretchable Cells.
-DARTS_OPS_NO_NONE: tuple[str, ...] = DARTS_OPS[1:]
-#: D-DARTS' 12-op space S_o used by DARTOpti.
-S_O_OPS: tuple[str, ...] = DARTS_OPS_NO_NONE + (
-    "conv_3x1_1x3", "conv_7x1_1x7", "simple_conv_1x1", "simple_conv_3x3", "bottleneck_1x3x1",
-)
-#: Named op sets, selectable by name from the CLI and recipes.
-OP_SETS: dict[str, tuple[str, ...]] = {
-    "darts": DARTS_OPS,
-    "darts_no_none": DARTS_OPS_NO_NONE,
-    "s_o": S_O_OPS,
-}
-
-#: eDARTS' split search spaces SS1..SS8 (Siddiqui et al., ICPR 2020, poster table "Effect of search
-#: depth and operation type"): the convolutions listed per space, each space "also has skip
-#: connection and pooling operations" (max and avg pool 3x3; no ``none``: the poster lists none).
-#: That is all 6 pairs of {sep3, sep5, dil3, dil5} plus the 2 triples with both separable convs.
-EDARTS_SPLIT_CONVS: dict[str, tuple[str, ...]] = {
-    "SS1": ("sep_conv_3x3", "dil_conv_3x3"),
-    "SS2": ("sep_conv_5x5", "dil_conv_5x5"),
-    "SS3": ("sep_conv_3x3", "sep_conv_5x5"),
-    "SS4": ("dil_conv_3x3", "dil_conv_5x5"),
-    "SS5": ("sep_conv_3x3", "dil_conv_5x5"),
-    "SS6": ("sep_conv_5x5", "dil_conv_3x3"),
-    "SS7": ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3"),
-    "SS8": ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_5x5"),
-}
-OP_SETS.update({name: ("max_pool_3x3", "avg_pool_3x3", "skip_connect", *convs)
-                for name, convs in EDARTS_SPLIT_CONVS.items()})
 
 
 def resolve_ops(spec: str | Sequence[str]) -> list[str]:

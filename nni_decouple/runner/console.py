@@ -3,8 +3,9 @@ nothing to our user.
 
 - :func:`quiet_libraries`: a context manager the package wraps around its calls into Lightning and
   NNI. It drops, by message, the lines listed in :data:`NOISE` (device availability, Lightning's
-  cloud advertisement, its ``limit_val_batches`` note, NNI's config inference and strategy-kind
-  lines, deprecation warnings raised inside those libraries) and nothing else: a filter on the
+  cloud advertisement, its ``limit_val_batches`` note, its "``Trainer.fit`` stopped: ``max_epochs``
+  reached" at the end, NNI's config inference and strategy-kind lines, deprecation warnings raised
+  inside those libraries) and nothing else: a filter on the
   libraries' loggers and handlers and a ``warnings`` filter, both removed on exit, so a user's
   own code and logging are untouched.
 - :class:`EpochConsole`: a Lightning callback printing one line per epoch (epoch, losses,
@@ -30,6 +31,7 @@ NOISE: tuple[str, ...] = (
     r"^GPU available: ", r"^TPU available: ", r"^HPU available: ", r"^IPU available: ",
     r"litlogger|litmodels|lightning\.ai|Tip: For seamless cloud",
     r"`Trainer\(limit_val_batches=",
+    r"^`Trainer\.fit` stopped: `max_epochs=\d+` reached",
     r"^Config is not provided\. Will try to infer",
     r"^Strategy is found to be a one-shot strategy",
     r"does not have many workers which may be a bottleneck",

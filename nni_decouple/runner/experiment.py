@@ -248,7 +248,8 @@ def check_supernet(strategy: Any, space: Any) -> None:
 
 def describe_search(config: SearchConfig, strategy: Any, space: Any, weight_images: int, arch_images: int,
                     out: Path | None) -> str:
-    """What a search runs, in a few lines: method and space, the data after subsets and splits, the schedule."""
+    """What a search runs, a line each: method and space, the data after subsets and splits, the epochs or the
+    schedule's stage plan, the run directory."""
     ops = tuple(getattr(space, "op_names", ()))
     sharing = getattr(space, "sharing", config.sharing)
     cells = "one per layer" if sharing == "layer" else "shared by type"
@@ -264,10 +265,12 @@ def describe_search(config: SearchConfig, strategy: Any, space: Any, weight_imag
     else:
         data = f"{weight_images} weight + {arch_images} architecture images"
     steps = -(-weight_images // config.batch_size)
-    lines.append(f"data {config.dataset}: {data}, batch {config.batch_size} ({steps} steps per epoch)")
+    per_epoch = f"{steps} step per epoch" if steps == 1 else f"{steps} steps per epoch"
+    lines.append(f"data {config.dataset}: {data}, batch {config.batch_size} ({per_epoch})")
     plan = strategy.describe(config.epochs) if hasattr(strategy, "describe") else []
-    lines.append(f"{config.epochs} epochs" + (f"; {'; '.join(plan)}" if plan else "")
-                 + (f" -> {out}" if out is not None else ""))
+    lines.extend(plan or [f"{config.epochs} epochs"])
+    if out is not None:
+        lines.append(f"run directory: {out}")
     return "\n".join(lines)
 
 

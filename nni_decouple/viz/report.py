@@ -233,6 +233,7 @@ def _flat(value: Any) -> list[float]:
 def plot_parameters(kind: str, names: list[str], epochs: list[int], history: list[dict[str, Any]]) -> Any:
     """One heatmap per parameter: its entries (rows, flattened) over the epochs (columns)."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
     columns = min(4, len(names))
     rows = math.ceil(len(names) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.4 * rows + 0.5), squeeze=False)
@@ -253,6 +254,7 @@ def plot_parameters(kind: str, names: list[str], epochs: list[int], history: lis
         im = ax.imshow(matrix, aspect="auto", cmap="coolwarm", interpolation="nearest",
                        extent=(epochs[0] - 0.5, epochs[-1] + 0.5, size - 0.5, -0.5))
         ax.set_ylabel("entry", fontsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # entries are counted
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(f"raw {kind} over the search", fontsize=10)
     fig.tight_layout()
@@ -292,6 +294,7 @@ def plot_schedule(epochs: list[int], history: list[dict[str, Any]]) -> Any | Non
 
 def plot_skips(epochs: list[int], history: list[dict[str, Any]]) -> Any:
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
     labels = list(dict.fromkeys(k for r in history for k in r.get("skip_connections", {})))
     fig, ax = plt.subplots(figsize=(7, 3))
     if len(labels) <= 8:
@@ -301,6 +304,7 @@ def plot_skips(epochs: list[int], history: list[dict[str, Any]]) -> Any:
     ax.plot(epochs, totals, color="black", ls="--", label="all cells")
     ax.set_xlabel("epochs completed")
     ax.set_ylabel("skip connections in the derived cell")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: it covers no point
     fig.tight_layout()

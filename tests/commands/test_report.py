@@ -179,3 +179,20 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     with Image.open(shot) as image:
         assert image.size == (1200, 900)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 100  # not a blank page
+
+
+def test_count_axes_have_whole_ticks():
+    """Skip connections and a parameter's entries are counted: no 0.5 ticks (the report drew 0.2, 0.4, ...
+    on the skip-connection axis and 0.5, 1.5 on a 3-entry heatmap)."""
+    from nni_decouple.viz.diagrams import pyplot
+    from nni_decouple.viz.report import plot_parameters, plot_skips
+
+    history = [{"skip_connections": {"normal": n, "reduce": 0}, "parameters": {"beta": [0.1 * n, 0.2, -0.1]}}
+               for n in (0, 0, 1, 1)]
+    epochs = [0, 1, 2, 3]
+    for fig in (plot_skips(epochs, history), plot_parameters("topology beta", ["beta"], epochs, history)):
+        fig.canvas.draw()
+        ticks = [t for ax in fig.axes if ax.get_label() != "<colorbar>" for t in ax.get_yticks()
+                 if min(ax.get_ylim()) - 1e-9 <= t <= max(ax.get_ylim()) + 1e-9]  # the ticks drawn
+        pyplot().close(fig)
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

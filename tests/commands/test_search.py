@@ -205,13 +205,22 @@ def test_a_log_file_gets_one_line_per_epoch_and_no_library_noise(tmp_path):
     epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/4", "2/4", "3/4", "4/4"], text
     assert all("train_loss" in line and "ETA" in line for line in epochs), epochs
-    assert "search dots:" in text and "16 weight + 16 architecture images" in text
-    assert "stages (epochs): op warmup 1, op search 1, topology warmup 1, topology search 1" in text
+    opening = text.splitlines()[:4]  # what runs, a line each: space, data, stage plan, run directory
+    assert opening[0].startswith("search dots: 3 cells (shared by type), 4 channels, 2 nodes"), opening
+    assert opening[1].startswith("data mnist5k: 16 weight + 16 architecture images, batch 16"), opening
+    assert opening[2].startswith("stage plan (4 epochs): op warm-up epoch 1, op search epoch 2, topology warm-up "
+                                 "epoch 3, topology search epoch 4; topology temperature 10 -> 0.02"), opening
+    assert opening[3] == f"run directory: {out}", opening
+    assert text.count("stage plan") == 1, text
+    assert "skip connections: normal " in text and "{" not in text.split("skip connections:")[1].splitlines()[0]
     assert f"nni-decouple report {out}" in text and "tensorboard --logdir" in text
     everything = text + errors
     noise = [line for line in everything.splitlines()
              if any(re.search(p, line) for p in NOISE) or re.search(r"^\s+warnings\.warn\(|\.py:\d+: \w*Warning", line)]
     assert not noise, noise
+    # the lines seen in such logs, named here too so that the test does not only check NOISE against itself
+    seen = ("GPU available:", "Config is not provided", "Strategy is found to be", "`Trainer.fit` stopped")
+    assert not [line for line in everything.splitlines() if line.startswith(seen)], everything
 
 
 def test_a_refusal_while_the_supernet_is_built_leaves_no_run(tmp_path, capsys):

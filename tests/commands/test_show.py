@@ -10,7 +10,7 @@ from PIL import Image
 
 from nni_decouple.cli import main
 from nni_decouple.models.genotype import CellGenotype, Genotype, load_genotype, save_genotype
-from nni_decouple.viz.diagrams import draw_cell, layout, pyplot, ranks
+from nni_decouple.viz.diagrams import cell_figure, draw_cell, layout, pyplot, ranks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,3 +111,33 @@ def test_existing_out_needs_force(tmp_path, capsys):
     out.write_bytes(b"keep")
     assert main(["show", "darts_v2", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"keep"
+
+
+def _overlapping_labels(fig) -> list[tuple[str, str, str]]:
+    """Every pair of texts (op labels and node boxes, as rendered with their boxes) that overlap in one axes."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        boxes = []
+        for text in ax.texts:
+            patch = text.get_bbox_patch()
+            boxes.append((text.get_text(), (patch or text).get_window_extent(renderer)))
+        for i, (a, box_a) in enumerate(boxes):
+            for b, box_b in boxes[i + 1:]:
+                if box_a.overlaps(box_b):
+                    found.append((ax.get_title(), a, b))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "backbones").glob("*.json")))
+def test_no_label_overlaps_another_or_a_node_on_any_released_cell(name):
+    """Rendered extents: no op label covers a node box or another label (``darts_v2`` drew "skip_connect"
+    over node 0; D-DARTS' cells with two ops on one edge drew both labels on one spot)."""
+    plt = pyplot()
+    fig = cell_figure(load_genotype(REPO / "backbones" / f"{name}.json"))
+    try:
+        overlaps = _overlapping_labels(fig)
+    finally:
+        plt.close(fig)
+    assert not overlaps, overlaps[:5]

@@ -37,3 +37,13 @@ def test_eight_distinct_split_spaces() -> None:
 def test_split_space_builds() -> None:
     space = CellSpace(ops="SS3", channels=2, layers=3, nodes=2, num_classes=3, in_chans=1)
     assert space.op_names == ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5")
+
+
+def test_the_torch_free_op_names_are_the_registered_ops():
+    """``op_sets.BUILTIN_OPS`` (what `nni-decouple genotype` checks op names against without torch) names
+    exactly the ops ``ops.py`` registers; ops registered elsewhere (a user's, a test's) are not built in."""
+    from nni_decouple.models.op_sets import BUILTIN_OPS
+    from nni_decouple.models.ops import OPS
+
+    ours = {name for name, factory in OPS.items() if factory.__module__ == "nni_decouple.models.ops"}
+    assert ours == set(BUILTIN_OPS) and len(BUILTIN_OPS) == len(set(BUILTIN_OPS))

@@ -108,9 +108,10 @@ def test_search_keeps_its_health_invariants(root: Path, name: str, capsys: pytes
 
 def _check_dots_plan(history: list[dict], printed: str) -> None:
     """Stages follow the plan, the short topology search anneals to T_min, op-stage cells are previews."""
-    assert history[0]["stage_plan"].startswith("stage plan (4 epochs): op warm-up 1, op search 2, topology "
-                                               "warm-up 3, topology search 4")
-    assert "DOTS stage plan (4 epochs)" in printed
+    plan = ("stage plan (4 epochs): op warm-up epoch 1, op search epoch 2, topology warm-up epoch 3, topology "
+            "search epoch 4")
+    assert history[0]["stage_plan"].startswith(plan)
+    assert printed.count("stage plan") == 1 and plan in printed
     assert [r["stage"] for r in history[1:]] == ["op_warmup", "op_search", "topology_warmup", "topology_search"]
     temperature = [r["temperatures"]["topology.temperature"] for r in history[1:]]
     assert temperature[:3] == [1.0, 1.0, 1.0]

@@ -171,11 +171,11 @@ class StagePlan:
         return self.tau_max - (self.tau_max - self.tau_min) * self._progress(epoch, fraction, 1)
 
     def describe(self) -> str:
-        """The plan in one line, e.g. ``stage plan (8 epochs): op warm-up 1-2, op search 3-4, ...``."""
+        """The plan in one line, e.g. ``stage plan (8 epochs): op warm-up epochs 1-2, op search epochs 3-4, ...``."""
         parts = []
         for name, start, length in zip(STAGES, self.starts, self.epochs, strict=True):
             if length:
-                span = f"{start + 1}" if length == 1 else f"{start + 1}-{start + length}"
+                span = f"epoch {start + 1}" if length == 1 else f"epochs {start + 1}-{start + length}"
                 parts.append(f"{STAGE_NAMES[name]} {span}")
         how = "every step" if self.per_step else "every epoch"
         return (f"stage plan ({self.total} epochs): {', '.join(parts)}; topology temperature {self.t_max:g} -> "
@@ -196,13 +196,13 @@ class StagedModule(BilevelModule):
 
     @staticmethod
     def describe_plan(options: dict[str, Any], epochs: int) -> list[str]:
-        """The console's line about the plan a search of ``epochs`` epochs will run with ``options``."""
+        """The console's line about the plan a search of ``epochs`` epochs will run with ``options``
+        (:meth:`StagePlan.describe`)."""
+        temperatures = {k: options[k] for k in ("t_max", "t_min", "tau_max", "tau_min", "anneal")
+                        if options.get(k) is not None}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run itself warns about a short plan
-            plan = StagePlan.resolve(options.get("stage_epochs"), epochs)
-        stages = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in zip(STAGES, plan.epochs, strict=True))
-        return [f"stages (epochs): {stages}; topology temperature {options.get('t_max', plan.t_max):g} -> "
-                f"{options.get('t_min', plan.t_min):g}"]
+            return [StagePlan.resolve(options.get("stage_epochs"), epochs, **temperatures).describe()]
 
     def __init__(self, training_module: Any, *, stage_epochs: Sequence[int] | None = None, t_max: float = 10.0,
                  t_min: float = 0.02, tau_max: float = 10.0, tau_min: float = 0.1, anneal: str = "auto",
@@ -219,8 +219,6 @@ class StagedModule(BilevelModule):
         self.topology_warmup_data = topology_warmup_data
         self._plan: StagePlan | None = None
         self._forced_stage: str | None = None
-        #: Print the stage plan when the fit starts (:meth:`StagePlan.describe`).
-        self.print_plan = True
         if self.stage_epochs is not None:  # validate early; the total is checked when the fit starts
             StagePlan(self.stage_epochs, **self.temperatures)  # type: ignore[arg-type]
 
@@ -246,8 +244,6 @@ class StagedModule(BilevelModule):
             for topology in self.topology_modules():  # not searched yet: the start is recorded as such
                 if hasattr(topology, "enabled"):
                     topology.enabled = False
-        if self.trainer.is_global_zero and self.print_plan:
-            print(f"DOTS {self.plan.describe()}", flush=True)
         return super().setup(stage)
 
     # ---------------------------------------------------------------- structure

@@ -62,8 +62,9 @@ def test_short_topology_search_anneals_per_step_to_t_min() -> None:
 
 def test_the_stage_plan_is_said_in_words() -> None:
     text = StagePlan((2, 2, 2, 2)).describe()
-    assert text.startswith("stage plan (8 epochs): op warm-up 1-2, op search 3-4, topology warm-up 5-6, "
-                           "topology search 7-8")
+    assert text.startswith("stage plan (8 epochs): op warm-up epochs 1-2, op search epochs 3-4, topology warm-up "
+                           "epochs 5-6, topology search epochs 7-8")
+    assert "op search epoch 2," in StagePlan((1, 1, 1, 1)).describe()
     assert "10 -> 0.02" in text and "every step" in text
     assert "every epoch" in StagePlan().describe()
 
