@@ -29,7 +29,7 @@ from ..io import atomic_write_json, prepare_run_dir
 from ..models.genotype import Genotype
 from ..options import finite, need, need_seed, need_whole
 from ..spaces import CellSpace
-from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
+from .callbacks import ConfigStamp, DivergenceGuard, MemoryFormat, RNGStateCallback
 from .evaluator import build_evaluator, build_trainer
 from .recorder import ArchitectureRecorder
 
@@ -40,6 +40,9 @@ with warnings.catch_warnings():
     from nni.nas.experiment.config import NasExperimentConfig
 
 _logger = logging.getLogger(__name__)
+
+#: Lightning precisions a search may use (``16-mixed``: CUDA only).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 #: What a search writes into its run directory (``--force`` replaces these, and only these).
 RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
@@ -70,6 +73,12 @@ class SearchConfig:
     seed: int = 0
     devices: int = 1
     num_workers: int = 0
+    #: The fast path (docs/performance.md): channels-last supernet and the cells' fast forward.
+    fast: bool = True
+    #: Lightning precision: ``32-true``, ``bf16-mixed`` (CPU and CUDA) or ``16-mixed`` (CUDA only).
+    precision: str = "32-true"
+    #: ``cpu`` or ``cuda`` (one process per GPU with ``devices``).
+    device: str = "cpu"
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +100,13 @@ class SearchConfig:
                               ("weight-decay", self.weight_decay)):
             need(finite(value) and value >= 0, option, value, "a finite number >= 0")
         need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
+        need(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        need(self.device in ("cpu", "cuda"), "device", self.device, "cpu or cuda")
+        if self.precision == "16-mixed" and self.device == "cpu":
+            raise ConfigError("--precision 16-mixed needs --device cuda (float16 autocast is CUDA's): "
+                              "use --precision bf16-mixed on the CPU")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but torch sees no GPU: use --device cpu")
         return self
 
 
@@ -217,8 +233,12 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
 
     checkpoints = out_dir / "checkpoints" if out_dir is not None else None
     recorder = [ArchitectureRecorder(out_dir)] if out_dir is not None else []
+    if hasattr(strategy, "fast"):  # the package's strategies: the cells' fast forward
+        strategy.fast = config.fast
+    fast = [MemoryFormat()] if config.fast else []
     trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=progress_bar,
-                            callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                            accelerator=config.device, precision=config.precision,
+                            callbacks=[*fast, SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
                                        ConfigStamp(json.loads(json.dumps(config.to_dict()))),
                                        *recorder, *callbacks])
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=config.learning_rate,
