@@ -152,3 +152,18 @@ register_method(Method("darts", "NNI's DARTS (first order), unchanged", _darts,
                        space_defaults={"ops": "darts_no_none"}))
 register_method(Method("gdarts", "NNI's GumbelDARTS (GDAS-style Gumbel softmax), unchanged", _gdarts,
                        _gumbel_arguments, space_defaults={"ops": "darts_no_none"}))
+
+
+def _decoupled_darts(args: argparse.Namespace) -> Any:
+    from .base import DecoupledStrategy
+
+    return DecoupledStrategy(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
+
+
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """``nni-decouple bench`` rows: DARTS through this package's supernet (``search compose`` with
+    no axes), which has the fast path, against NNI's own ``DARTS()``, which has not."""
+    if method != "darts":
+        return []
+    return [{"name": "decoupled", "help": "DARTS through this package's supernet (DecoupledStrategy), fast path",
+             "build": _decoupled_darts, "targets": {"time_step": 0.6}}]
