@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     out, md = tmp_path / "results", tmp_path / "RESULTS.md"
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--device", "cpu", "--tiny", "--out", str(out),
-                           "--results-md", str(md)], capture_output=True, text=True, timeout=600,
+                           "--results-md", str(md)], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = md.read_text()
