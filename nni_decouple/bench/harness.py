@@ -230,7 +230,7 @@ def method_namespace(method: Any, config: Any, overrides: dict[str, Any] | None 
     method.add_arguments(parser)
     args = parser.parse_args([])
     args.method = method.name
-    for name in ("layers", "channels", "nodes", "batch_size", "seed", "dataset"):
+    for name in ("layers", "channels", "nodes", "batch_size", "seed", "dataset", "device"):
         if hasattr(config, name):
             setattr(args, name, getattr(config, name))
     for name in ("ops", "sharing"):

@@ -28,7 +28,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json, prepare_run_dir
 from ..models.genotype import Genotype
 from ..spaces import CellSpace
-from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
+from .callbacks import ConfigStamp, DivergenceGuard, MemoryFormat, RNGStateCallback
 from .config import SearchConfig
 from .console import EpochConsole, quiet_libraries, wants_progress_bar
 from .evaluator import build_evaluator, build_trainer
@@ -41,6 +41,9 @@ with warnings.catch_warnings():
     from nni.nas.experiment.config import NasExperimentConfig
 
 _logger = logging.getLogger(__name__)
+
+#: Lightning precisions a search may use (``16-mixed``: CUDA only).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 #: What a search writes into its run directory (``--force`` replaces these, and only these).
 RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
@@ -159,6 +162,8 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     ``progress_bar=False``) every epoch prints one line instead of the progress bar.
     """
     config.check()
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no GPU: use --device cpu")
     refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
     if config.devices > 1 and refusal:
         raise ConfigError(refusal)
@@ -190,9 +195,14 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     bar = wants_progress_bar(progress_bar)
     if announce is not None and is_rank_zero():
         announce(describe_search(config, strategy, space, len(weight_half), len(arch_half), out_dir))
+    if hasattr(strategy, "fast"):  # the package's strategies: the cells' fast forward
+        strategy.fast = config.fast
+    fast = [MemoryFormat()] if config.fast else []
     with quiet_libraries():
         trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=bar,
-                                callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                accelerator=config.device, precision=config.precision,
+                                callbacks=[*fast, SkipConnectionLogger(), RNGStateCallback(),
+                                           DivergenceGuard(checkpoints),
                                            ConfigStamp(json.loads(json.dumps(config.to_dict()))),
                                            EpochConsole(lines=not bar, total_epochs=config.epochs),
                                            *recorder, *callbacks])

@@ -139,3 +139,18 @@ def build_darts(args: argparse.Namespace) -> DARTS:
 def build_gdarts(args: argparse.Namespace) -> GumbelDARTS:
     return ResumableGumbelDARTS(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip,
                                 temperature=(args.tau_max, args.tau_min))
+
+
+def _decoupled_darts(args: argparse.Namespace) -> Any:
+    from .base import DecoupledStrategy
+
+    return DecoupledStrategy(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
+
+
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """``nni-decouple bench`` rows: DARTS through this package's supernet (``search compose`` with
+    no axes), which has the fast path, against NNI's own ``DARTS()``, which has not."""
+    if method != "darts":
+        return []
+    return [{"name": "decoupled", "help": "DARTS through this package's supernet (DecoupledStrategy), fast path",
+             "build": _decoupled_darts, "targets": {"time_step": 0.6}}]

@@ -192,15 +192,21 @@ class SparseBilevelModule(BilevelModule):
         step = self.trainer.current_epoch * per_epoch + batch_idx
         return (step + 1) % self.arch_update_every == 0
 
+    def _load(self, lazy: LazyBatch) -> Any:
+        """The next validation batch, on the device and in the precision (e.g. ``64-true``) of the
+        trainer, as Lightning prepares the batches it fetches itself."""
+        batch = self.trainer.strategy.batch_to_device(lazy.fetch())
+        return self.trainer.precision_plugin.convert_input(batch)
+
     def arch_step(self, batch: Any, batch_idx: int) -> None:
         if self.period() == 1:  # DARTS
             if isinstance(batch, LazyBatch):
                 self._adopt(batch._source)
-                batch = self.trainer.strategy.batch_to_device(batch.fetch())
+                batch = self._load(batch)
             return super().arch_step(batch, batch_idx)
         if isinstance(batch, LazyBatch):
             self._adopt(batch._source)
-            batches = [self.trainer.strategy.batch_to_device(batch.fetch()) for _ in range(self.arch_batches)]
+            batches = [self._load(batch) for _ in range(self.arch_batches)]
         else:  # an eager loader gives one batch per step
             batches = [batch]
         optimizer = self.architecture_optimizers()
