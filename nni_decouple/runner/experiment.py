@@ -92,15 +92,21 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
-def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Options (but the number of epochs, which a resume may extend) that differ between two runs.
+#: Options a resume may change: the number of epochs (a resume may extend a run), and how the same
+#: search is computed (the fast path gives the same function, docs/performance.md; the device).
+RESUME_MAY_CHANGE = frozenset({"epochs", "fast", "device"})
 
-    A method option the saved run does not record at all was added by a later version of the
-    package (e.g. DOTS' ``anneal``): it is not a difference, so that older runs still resume."""
+
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Options (but :data:`RESUME_MAY_CHANGE`) that differ between two runs.
+
+    An option (or method option) the saved run does not record at all was added by a later version
+    of the package (e.g. DOTS' ``anneal``, ``precision``): it is not a difference, so that older runs
+    still resume."""
     changed = []
     for k in current:
         old, new = saved.get(k), current[k]
-        if k == "epochs":
+        if k in RESUME_MAY_CHANGE or k not in saved:
             continue
         if k == "method_options" and isinstance(old, dict) and isinstance(new, dict):
             if set(old) - set(new) or any(old[o] != v for o, v in new.items() if o in old):
