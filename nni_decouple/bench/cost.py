@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import finite, need, need_seed, need_whole
+from ..options import finite, need, need_precision, need_seed, need_whole
 from .harness import (
     BASELINE,
     BenchVariant,
@@ -116,12 +116,7 @@ class CostConfig:
         if self.e2e_train_limit < 2 * self.batch_size:
             raise ConfigError(f"--e2e-train-limit ({self.e2e_train_limit}) must hold at least two batches "
                               f"(2 x --batch-size = {2 * self.batch_size}): one for weights, one for the architecture")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
-            raise ConfigError(f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}")
-        if self.precision == "16-mixed" and self.device == "cpu":
-            raise ConfigError("--precision 16-mixed needs --device cuda: use bf16-mixed on the CPU")
+        need_precision(self.precision, self.device)
         return self
 
 

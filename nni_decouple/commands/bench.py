@@ -17,7 +17,7 @@ from pathlib import Path
 from ..bench.cost import CostConfig
 from ..bench.quality import QualityConfig
 from ..errors import ConfigError
-from ..options import DATASET_NAMES
+from ..options import DATASET_NAMES, DEVICES, PRECISIONS
 
 
 def _comma_list(text: str) -> list[str]:
@@ -61,14 +61,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", type=int, default=c.batch_size)
     g.add_argument("--warmup", type=int, default=c.warmup, help="untimed calls of each step part")
     g.add_argument("--steps", type=int, default=c.steps, help="timed calls of each step part (median reported)")
-    g.add_argument("--device", choices=["cpu", "cuda"], default=c.device)
+    g.add_argument("--device", choices=list(DEVICES), default=c.device)
     g.add_argument("--e2e-epochs", type=int, default=c.e2e_epochs, help="epochs of the end-to-end search")
     g.add_argument("--e2e-train-limit", type=int, default=c.e2e_train_limit,
                    help="training images of the end-to-end search")
     g.add_argument("--no-e2e", action="store_true", help="skip the end-to-end search")
     g.add_argument("--no-fast", action="store_true",
                    help="every row without the fast path (docs/performance.md); NNI's DARTS never has it")
-    g.add_argument("--precision", choices=["32-true", "bf16-mixed", "16-mixed"], default=c.precision,
+    g.add_argument("--precision", choices=list(PRECISIONS), default=c.precision,
                    help="Lightning precision of every row but NNI's DARTS (16-mixed: CUDA only)")
     g.add_argument("--no-floor", action="store_true", help="skip the compute floor (every op alone, summed)")
     g.add_argument("--rounds", type=int, default=c.rounds,

@@ -8,8 +8,8 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from ..options import DATASET_NAMES, NON_NEGATIVE, POSITIVE
-from ..runner.config import DEVICES, PRECISIONS, SearchConfig
+from ..options import DATASET_NAMES, DEVICES, NON_NEGATIVE, POSITIVE, PRECISIONS
+from ..runner.config import SearchConfig
 from ..strategies import get_method, load_all
 from ._help import DefaultsHelpFormatter
 

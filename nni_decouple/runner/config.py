@@ -7,13 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
-from ..options import finite, need, need_seed, need_whole
-
-#: Lightning precisions a search may use (``16-mixed``: CUDA only).
-PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
-#: Where a search runs (Lightning's accelerator).
-DEVICES = ("cpu", "cuda")
+from ..options import finite, need, need_precision, need_seed, need_whole
 
 
 @dataclass
@@ -67,9 +61,5 @@ class SearchConfig:
                               ("weight-decay", self.weight_decay)):
             need(finite(value) and value >= 0, option, value, "a finite number >= 0")
         need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
-        need(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
-        need(self.device in DEVICES, "device", self.device, " or ".join(DEVICES))
-        if self.precision == "16-mixed" and self.device == "cpu":
-            raise ConfigError("--precision 16-mixed needs --device cuda (float16 autocast is CUDA's): "
-                              "use --precision bf16-mixed on the CPU")
+        need_precision(self.precision, self.device)
         return self

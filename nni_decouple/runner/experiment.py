@@ -42,9 +42,6 @@ with warnings.catch_warnings():
 
 _logger = logging.getLogger(__name__)
 
-#: Lightning precisions a search may use (``16-mixed``: CUDA only).
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
-
 #: What a search writes into its run directory (``--force`` replaces these, and only these).
 RUN_OUTPUTS = ("config.json", "genotype.json", "arch_probs.json", "arch_history.jsonl", "checkpoints", "logs",
                "tensorboard", "nni")
