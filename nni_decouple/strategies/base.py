@@ -88,8 +88,10 @@ class DecoupledStrategy(DARTS):
         return [hook, *super().default_mutation_hooks()]
 
     def configure_oneshot_module(self, training_module: Any) -> BilevelModule:
-        return self.schedule_cls(
+        module = self.schedule_cls(
             training_module, arc_learning_rate=self.arc_learning_rate, gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step, warmup_epochs=self.warmup_epochs,
             **self.schedule_options,
         )
+        module.arch_only_backward = self.fast
+        return module

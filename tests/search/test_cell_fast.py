@@ -123,3 +123,36 @@ def test_float16_on_the_cpu_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "16-mixed needs --device cuda" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("method", ["compose", "darts"])  # this package's schedule; NNI's DARTS module
+def test_architecture_steps_compute_no_weight_gradients_on_the_fast_path(method, tmp_path, monkeypatch):
+    """A full backward of the architecture loss also accumulates every weight's gradient, which the
+    weight step zeroes unused: on the fast path each weight gets one gradient per step (the weight
+    step's), with --no-fast two."""
+    counts: dict[str, list[int]] = {}
+
+    class CountWeightGradients(pl.Callback):
+        def __init__(self, key: str) -> None:
+            self.key = key
+
+        def on_train_start(self, trainer, pl_module):
+            arch = {id(p) for p in pl_module.arch_parameters()}
+            conv = next(m.weight for m in pl_module.modules() if isinstance(m, torch.nn.Conv2d)
+                        and m.weight.requires_grad and id(m.weight) not in arch)
+            counts[self.key] = [0, 0]  # gradients accumulated into one conv weight, training steps
+            conv.register_post_accumulate_grad_hook(lambda p: counts[self.key].__setitem__(0, counts[self.key][0] + 1))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            counts[self.key][1] += 1
+
+    build = experiment.build_trainer
+    for flag in ("--fast", "--no-fast"):
+        callback = CountWeightGradients(flag)
+        monkeypatch.setattr(experiment, "build_trainer",
+                            lambda *a, callbacks=(), **k: build(*a, callbacks=[*callbacks, callback], **k))
+        assert main(["search", method, *TINY, "--out", str(tmp_path / flag), flag]) == 0
+    grads, steps = counts["--fast"]
+    assert steps > 0 and grads == steps
+    grads, steps = counts["--no-fast"]
+    assert grads == 2 * steps

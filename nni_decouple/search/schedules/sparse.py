@@ -214,7 +214,7 @@ class SparseBilevelModule(BilevelModule):
         k = len(batches)
         for b in batches:
             loss = self.add_regularizer(self.inner_loss(b, 2 * batch_idx), scale=1.0 / k)
-            self.manual_backward(loss / k)
+            self.arch_backward(loss / k)
         self.record_arch_gradients()
         groups = getattr(optimizer, "optimizer", optimizer).param_groups
         saved = [g["lr"] for g in groups]
