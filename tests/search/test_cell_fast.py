@@ -150,7 +150,7 @@ def test_architecture_steps_compute_no_weight_gradients_on_the_fast_path(method,
     for flag in ("--fast", "--no-fast"):
         callback = CountWeightGradients(flag)
         monkeypatch.setattr(experiment, "build_trainer",
-                            lambda *a, callbacks=(), **k: build(*a, callbacks=[*callbacks, callback], **k))
+                            lambda *a, callbacks=(), cb=callback, **k: build(*a, callbacks=[*callbacks, cb], **k))
         assert main(["search", method, *TINY, "--out", str(tmp_path / flag), flag]) == 0
     grads, steps = counts["--fast"]
     assert steps > 0 and grads == steps
