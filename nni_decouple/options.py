@@ -24,6 +24,11 @@ STEMS: tuple[str, ...] = ("cifar", "imagenet", "imagenet_stride4")
 #: The largest seed: NumPy's generators take seeds below 2**32.
 MAX_SEED = 2**32 - 1
 
+#: Lightning precisions of a search or a benchmark row (``16-mixed``: CUDA only; ``64-true``: for checks).
+PRECISIONS: tuple[str, ...] = ("32-true", "64-true", "bf16-mixed", "16-mixed")
+#: Where a search runs (Lightning's accelerator).
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
 
 def need(ok: bool, option: str, value: Any, what: str) -> None:
     """Refuse ``--option value`` unless ``ok``."""
@@ -47,6 +52,15 @@ def need_whole(option: str, value: Any, least: int) -> None:
 
 def need_seed(value: Any) -> None:
     need(whole(value, 0) and value <= MAX_SEED, "seed", value, "a whole number in 0..2**32-1")
+
+
+def need_precision(precision: Any, device: Any) -> None:
+    """Refuse a precision or device Lightning cannot run (float16 autocast is CUDA's)."""
+    need(precision in PRECISIONS, "precision", precision, f"one of {', '.join(PRECISIONS)}")
+    need(device in DEVICES, "device", device, " or ".join(DEVICES))
+    if precision == "16-mixed" and device == "cpu":
+        raise ConfigError("--precision 16-mixed needs --device cuda (float16 autocast is CUDA's): "
+                          "use --precision bf16-mixed on the CPU")
 
 
 class Bounded:

@@ -2,7 +2,7 @@
 
 import sys
 
-from . import cost, quality  # noqa: F401  (each registers its job kinds)
+from . import cost, floor, quality  # noqa: F401  (each registers its job kinds)
 from .harness import worker
 
 if __name__ == "__main__":

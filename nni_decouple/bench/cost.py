@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import finite, need, need_seed, need_whole
+from ..options import finite, need, need_precision, need_seed, need_whole
 from .harness import (
     BASELINE,
     BenchVariant,
@@ -69,7 +69,7 @@ ROW_FIELDS = (
     "time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s", "cpu_arch_s", "cpu_weight_s", "times", "part_errors",
     "peak_rss_mb", "peak_rss_delta_mb", "rss_before_mb", "memory_probe", "cuda_max_allocated_mb",
     "arch_params", "weight_params", "e2e_s", "e2e_cpu_s", "e2e_steps", "wall_s", "rounds", "ratios",
-    "ratios_to_reference", "target_checks",
+    "ratios_to_reference", "target_checks", "fast", "precision", "floor_s", "step_to_floor",
 )
 #: Figures given as a ratio to the baseline (and to a variant's reference).
 RATIO_FIELDS = ("time_step_s", "time_arch_s", "time_weight_s", "cpu_step_s", "cpu_arch_s", "cpu_weight_s",
@@ -100,6 +100,12 @@ class CostConfig:
     rounds: int = 1
     isolate: bool = True
     timeout: float = 1800.0
+    #: The fast path (docs/performance.md) for every row but NNI's ``DARTS()``, which runs as a user runs it.
+    fast: bool = True
+    #: Lightning precision of every row but the baseline (``bf16-mixed``, ``16-mixed`` on CUDA).
+    precision: str = "32-true"
+    #: Also measure the compute floor (:mod:`.floor`) and give each step as a ratio to it.
+    floor: bool = True
 
     def validate(self) -> CostConfig:
         for name in ("layers", "channels", "nodes", "batch_size", "steps", "threads", "e2e_epochs", "rounds"):
@@ -110,9 +116,24 @@ class CostConfig:
         if self.e2e_train_limit < 2 * self.batch_size:
             raise ConfigError(f"--e2e-train-limit ({self.e2e_train_limit}) must hold at least two batches "
                               f"(2 x --batch-size = {2 * self.batch_size}): one for weights, one for the architecture")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be 'cpu' or 'cuda', got {self.device!r}")
+        need_precision(self.precision, self.device)
         return self
+
+
+def row_options(config: CostConfig, variant: BenchVariant) -> tuple[bool, str]:
+    """``(fast, precision)`` of a row: NNI's ``DARTS()`` always runs as a user runs it (plain, fp32)."""
+    if variant.id == BASELINE:
+        return False, "32-true"
+    return config.fast, config.precision
+
+
+def apply_fast(strategy: Any, fast: bool) -> list[Any]:
+    """Set a strategy's cell fast path; the trainer callbacks of the fast path (the memory format)."""
+    from ..runner.callbacks import MemoryFormat
+
+    if hasattr(strategy, "fast"):
+        strategy.fast = fast
+    return [MemoryFormat()] if fast else []
 
 
 def _run_experiment(space: Any, evaluator: Any, strategy: Any, workdir: Path) -> None:
@@ -199,13 +220,16 @@ def measure(config: CostConfig, variant: BenchVariant) -> dict[str, Any]:
             state["driver"] = pl_module.training_step = StepDriver(pl_module, prepare, config.warmup, config.steps,
                                                                    sync, on_phase_end)
 
+    fast, precision = row_options(config, variant)
+    row.update(fast=fast, precision=precision)
+    strategy = build_strategy(variant, prepared)
     trainer = build_trainer(None, config.e2e_epochs, accelerator=_accelerator(config.device), progress_bar=False,
-                            callbacks=[Install()], limit_val_batches=0)
+                            callbacks=[*apply_fast(strategy, fast), Install()], limit_val_batches=0,
+                            precision=precision)
     space = prepared.build_space(info)
     row["space"] = {"ops": list(space.op_names), "num_ops": len(space.op_names), "sharing": space.sharing,
                     "layers": sconfig.layers, "channels": sconfig.channels, "nodes": sconfig.nodes,
                     "batch_size": config.batch_size, "dataset": config.dataset}
-    strategy = build_strategy(variant, prepared)
     row["strategy"] = type(strategy).__name__
     evaluator = build_evaluator(train_loader, val_loader, trainer, learning_rate=sconfig.learning_rate,
                                 learning_rate_min=sconfig.learning_rate_min, weight_decay=sconfig.weight_decay,
@@ -271,13 +295,14 @@ def end_to_end(config: CostConfig, variant: BenchVariant, train_set: Any, info: 
     prepared = prepare_row(variant, config, config.e2e_epochs, config.e2e_train_limit)
     sconfig = prepared.search
     steps = StepCounter.make()
+    fast, precision = row_options(config, variant)
+    strategy = build_strategy(variant, prepared)
     trainer = build_trainer(None, config.e2e_epochs, accelerator=_accelerator(config.device), progress_bar=False,
-                            callbacks=[steps])
+                            callbacks=[*apply_fast(strategy, fast), steps], precision=precision)
     evaluator = build_evaluator(loaders[0], loaders[1], trainer, learning_rate=sconfig.learning_rate,
                                 learning_rate_min=sconfig.learning_rate_min, weight_decay=sconfig.weight_decay,
                                 max_epochs=config.e2e_epochs)
     space = prepared.build_space(info)
-    strategy = build_strategy(variant, prepared)
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="nni-decouple-bench-e2e-") as work:
         _run_experiment(space, evaluator, strategy, Path(work))
@@ -377,9 +402,34 @@ def run_cost(config: CostConfig, methods: Iterable[str] | None = None, variants:
             log(f"[bench cost] {label}: {status} ({time.perf_counter() - t0:.0f} s)")
     rows = [merge_rounds(per_row[v.id]) for v in rows_to_run]
     add_ratios(rows)
+    floors = measure_floors(config, rows, log) if config.floor else {}
+    for row in rows:
+        floor = floors.get(tuple((row.get("space") or {}).get("ops") or ()))
+        row["floor_s"] = floor
+        row["step_to_floor"] = _ratio(row.get("time_step_s"), floor)
     env["load_average_after"] = load_average()
     return {"kind": "cost", "baseline": BASELINE, "config": dataclasses.asdict(config), "environment": env,
-            "command": command, "seconds": time.perf_counter() - started, "fields": list(ROW_FIELDS), "rows": rows}
+            "command": command, "seconds": time.perf_counter() - started, "fields": list(ROW_FIELDS), "rows": rows,
+            "floors": [{"ops": list(k), "floor_s": v} for k, v in floors.items()]}
+
+
+def measure_floors(config: CostConfig, rows: list[dict[str, Any]], log: Callable[[str], None]) -> dict[tuple, float]:
+    """The compute floor (:mod:`.floor`) of every op set the rows searched, in one isolated job each."""
+    from . import floor  # noqa: F401  (registers the job kind)
+
+    floors: dict[tuple, float] = {}
+    for ops in dict.fromkeys(tuple(r["space"]["ops"]) for r in rows if r.get("space")):
+        log(f"[bench cost] compute floor of {len(ops)} ops ...")
+        payload = {"ops": list(ops), "layers": config.layers, "channels": config.channels, "nodes": config.nodes,
+                   "batch_size": config.batch_size, "dataset": config.dataset, "threads": config.threads,
+                   "device": config.device, "warmup": config.warmup, "steps": config.steps}
+        result = run_job("floor", payload, config.isolate, config.timeout, config.threads, log)
+        if result.get("error"):
+            log(f"[bench cost] compute floor failed: {str(result['error']).splitlines()[0]}")
+            continue
+        floors[ops] = result["floor_s"]
+        log(f"[bench cost] compute floor: {_fmt_s(result['floor_s'])} ({result['op_calls']} op calls)")
+    return floors
 
 
 # ----------------------------------------------------------------------------- table
@@ -402,6 +452,8 @@ COLUMNS = (("step", "time_step_s", _fmt_s), ("arch", "time_arch_s", _fmt_s), ("w
            ("peak RSS +", "peak_rss_delta_mb", lambda x: _fmt_num(x, "MB")),
            ("arch params", "arch_params", lambda x: "-" if x is None else str(x)),
            ("end-to-end", "e2e_s", _fmt_s))
+#: Columns after the ratio-to-DARTS ones: the whole step as a multiple of the compute floor.
+FLOOR_COLUMN = "step / floor"
 
 
 def cost_table(result: dict[str, Any], markdown: bool = False) -> str:
@@ -409,6 +461,9 @@ def cost_table(result: dict[str, Any], markdown: bool = False) -> str:
     header = ["row", *[c[0] for c in COLUMNS]]
     if any(row.get("cuda_max_allocated_mb") for row in result["rows"]):
         header.append("CUDA max")
+    with_floor = any(row.get("step_to_floor") for row in result["rows"])
+    if with_floor:
+        header.append(FLOOR_COLUMN)
     lines = []
     for row in result["rows"]:
         if row.get("error"):
@@ -418,9 +473,11 @@ def cost_table(result: dict[str, Any], markdown: bool = False) -> str:
         for _, key, fmt in COLUMNS:
             cells.append(f"{fmt(row.get(key))} ({_fmt_ratio(row['ratios'].get(key))})"
                          if row.get(key) is not None else "-")
-        if len(header) > len(COLUMNS) + 1:
+        if "CUDA max" in header:
             cells.append(f"{_fmt_num(row.get('cuda_max_allocated_mb'), 'MB')} "
                          f"({_fmt_ratio(row['ratios'].get('cuda_max_allocated_mb'))})")
+        if with_floor:
+            cells.append(_fmt_ratio(row.get("step_to_floor")))
         lines.append(cells)
     table = render_table(header, lines, markdown)
     errors = [f"{row['id']}: {str(row['error']).splitlines()[0]}" for row in result["rows"] if row.get("error")]

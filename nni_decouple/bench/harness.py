@@ -129,7 +129,8 @@ def declared_variants(method: Any) -> list[BenchVariant]:
 def discover(methods: Iterable[str] | None = None, variants: bool = True) -> list[BenchVariant]:
     """Rows to measure: NNI's DARTS first, then every registered method (or the ones asked for),
     each followed by the variants it declares. ``methods`` entries are method names or row ids
-    (``dots[topology]``)."""
+    (``dots[topology]``); ``variants=False`` leaves out the variants a method name brings, not the
+    row ids asked for by name."""
     from ..strategies import load_all
 
     registry = load_all()
@@ -138,10 +139,9 @@ def discover(methods: Iterable[str] | None = None, variants: bool = True) -> lis
         if registry[name].same_default_as is not None:  # its default search is another row's
             continue
         all_rows.append(BenchVariant(name))
-        if variants:
-            all_rows.extend(declared_variants(registry[name]))
+        all_rows.extend(declared_variants(registry[name]))
     if methods is None:
-        return all_rows
+        return [row for row in all_rows if variants or not row.name]
     wanted = [m.strip() for m in methods if m.strip()]
     ids = {row.id for row in all_rows}
     unknown = [m for m in wanted if m not in registry and m not in ids]
@@ -230,7 +230,7 @@ def method_namespace(method: Any, config: Any, overrides: dict[str, Any] | None 
     method.add_arguments(parser)
     args = parser.parse_args([])
     args.method = method.name
-    for name in ("layers", "channels", "nodes", "batch_size", "seed", "dataset"):
+    for name in ("layers", "channels", "nodes", "batch_size", "seed", "dataset", "device"):
         if hasattr(config, name):
             setattr(args, name, getattr(config, name))
     for name in ("ops", "sharing"):

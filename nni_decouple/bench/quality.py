@@ -79,6 +79,7 @@ class QualityConfig:
     dataset: str = "mnist5k"
     isolate: bool = True
     timeout: float = 3600.0
+    device: str = "cpu"  # where the searches run (retraining stays on the CPU)
 
     def validate(self) -> QualityConfig:
         def flag(name: str) -> str:  # the supernet's options have a q- prefix (the cost benchmark has its own)

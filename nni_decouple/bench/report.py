@@ -133,6 +133,21 @@ def _noise_warning(env: dict[str, Any]) -> str | None:
     return None
 
 
+def _fast_lines(result: dict[str, Any]) -> list[str]:
+    """What the fast-path and precision settings were, and the compute floor, for a cost section."""
+    cfg = result["config"]
+    if "fast" not in cfg:  # results written before the fast path existed
+        return []
+    lines = [f"Fast path (docs/performance.md): {'on' if cfg['fast'] else 'off'}, precision {cfg['precision']}, for "
+             f"every row but `{BASELINE}` (NNI's `DARTS()` as a user runs it: default memory format, 32-bit)."]
+    for floor in result.get("floors") or []:
+        lines.append(f"Compute floor ({len(floor['ops'])} ops: every candidate op's own forward + backward alone on "
+                     f"its input, summed over all edges and cells, each in its faster memory format; a bilevel step "
+                     f"runs two such passes): {floor['floor_s']:.2f} s; `step / floor` is each row's whole step "
+                     f"over it.")
+    return [" ".join(lines), ""]
+
+
 def cost_section(tag: str, result: dict[str, Any], plot: Path, md_dir: Path) -> list[str]:
     cfg = result["config"]
     title = "Search cost" + (f" ({tag})" if tag else "")
@@ -150,6 +165,7 @@ def cost_section(tag: str, result: dict[str, Any], plot: Path, md_dir: Path) -> 
         f"{cfg['warmup']} warm-up calls; end-to-end is a {cfg['e2e_epochs']}-epoch search on "
         f"{cfg['e2e_train_limit']} images. Each figure is followed by its ratio to NNI's `DARTS()` ({BASELINE}) "
         f"measured in the same run.", "",
+        *_fast_lines(result),
         cost_table(result, markdown=True), "",
     ]
     ref = reference_table(result, markdown=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..bench.cost import CostConfig
 from ..bench.quality import QualityConfig
 from ..errors import ConfigError
-from ..options import DATASET_NAMES
+from ..options import DATASET_NAMES, DEVICES, PRECISIONS
 
 
 def _comma_list(text: str) -> list[str]:
@@ -61,11 +61,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", type=int, default=c.batch_size)
     g.add_argument("--warmup", type=int, default=c.warmup, help="untimed calls of each step part")
     g.add_argument("--steps", type=int, default=c.steps, help="timed calls of each step part (median reported)")
-    g.add_argument("--device", choices=["cpu", "cuda"], default=c.device)
+    g.add_argument("--device", choices=list(DEVICES), default=c.device)
     g.add_argument("--e2e-epochs", type=int, default=c.e2e_epochs, help="epochs of the end-to-end search")
     g.add_argument("--e2e-train-limit", type=int, default=c.e2e_train_limit,
                    help="training images of the end-to-end search")
     g.add_argument("--no-e2e", action="store_true", help="skip the end-to-end search")
+    g.add_argument("--no-fast", action="store_true",
+                   help="every row without the fast path (docs/performance.md); NNI's DARTS never has it")
+    g.add_argument("--precision", choices=list(PRECISIONS), default=c.precision,
+                   help="Lightning precision of every row but NNI's DARTS (16-mixed: CUDA only)")
+    g.add_argument("--no-floor", action="store_true", help="skip the compute floor (every op alone, summed)")
     g.add_argument("--rounds", type=int, default=c.rounds,
                    help="measure every row this many times, interleaved; report medians over rounds")
     g = parser.add_argument_group("quality benchmark")
@@ -121,7 +126,8 @@ def cost_config(args: argparse.Namespace) -> CostConfig:
         layers=args.layers, channels=args.channels, nodes=args.nodes, ops=args.ops, sharing=args.sharing,
         batch_size=args.batch_size, warmup=args.warmup, steps=args.steps, threads=args.threads, device=args.device,
         seed=args.seed, dataset=args.dataset, e2e_epochs=args.e2e_epochs, e2e_train_limit=args.e2e_train_limit,
-        e2e=not args.no_e2e, rounds=args.rounds, isolate=not args.no_isolation)
+        e2e=not args.no_e2e, rounds=args.rounds, isolate=not args.no_isolation, fast=not args.no_fast,
+        precision=args.precision, floor=not args.no_floor)
     if args.timeout is not None:
         config.timeout = args.timeout
     return config

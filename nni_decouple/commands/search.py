@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from ..options import DATASET_NAMES, NON_NEGATIVE, POSITIVE
+from ..options import DATASET_NAMES, DEVICES, NON_NEGATIVE, POSITIVE, PRECISIONS
 from ..runner.config import SearchConfig
 from ..strategies import get_method, load_all
 from ._help import DefaultsHelpFormatter
@@ -47,6 +47,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--devices", type=int, default=d.devices, help="processes (DDP; gloo on the CPU)")
+    g.add_argument("--device", choices=list(DEVICES), default=d.device, help="where the search runs")
+    g.add_argument("--precision", choices=list(PRECISIONS), default=d.precision,
+                   help="Lightning precision: bf16-mixed (CPU, CUDA) or 16-mixed (CUDA) autocast")
+    g.add_argument("--fast", action=argparse.BooleanOptionalAction, default=d.fast,
+                   help="the fast path: channels-last supernet, shared pools, no work for zero weights "
+                        "(same search; docs/performance.md)")
     g.add_argument("--out", default=None, help="run directory (default: runs/METHOD-DATASET)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--force", action="store_true",

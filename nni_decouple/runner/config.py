@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..options import finite, need, need_seed, need_whole
+from ..options import finite, need, need_precision, need_seed, need_whole
 
 
 @dataclass
@@ -34,6 +34,12 @@ class SearchConfig:
     seed: int = 0
     devices: int = 1
     num_workers: int = 0
+    #: The fast path (docs/performance.md): channels-last supernet and the cells' fast forward.
+    fast: bool = True
+    #: Lightning precision: ``32-true``, ``bf16-mixed`` (CPU and CUDA) or ``16-mixed`` (CUDA only).
+    precision: str = "32-true"
+    #: ``cpu`` or ``cuda`` (one process per GPU with ``devices``).
+    device: str = "cpu"
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,4 +61,5 @@ class SearchConfig:
                               ("weight-decay", self.weight_decay)):
             need(finite(value) and value >= 0, option, value, "a finite number >= 0")
         need(self.learning_rate > 0, "lr", self.learning_rate, "positive")
+        need_precision(self.precision, self.device)
         return self

@@ -28,7 +28,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json, prepare_run_dir
 from ..models.genotype import Genotype
 from ..spaces import CellSpace
-from .callbacks import ConfigStamp, DivergenceGuard, RNGStateCallback
+from .callbacks import ConfigStamp, DivergenceGuard, MemoryFormat, RNGStateCallback
 from .config import SearchConfig
 from .console import EpochConsole, quiet_libraries, wants_progress_bar
 from .evaluator import build_evaluator, build_trainer
@@ -89,15 +89,21 @@ def is_rank_zero() -> bool:
     return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
-def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Options (but the number of epochs, which a resume may extend) that differ between two runs.
+#: Options a resume may change: the number of epochs (a resume may extend a run), and how the same
+#: search is computed (the fast path gives the same function, docs/performance.md; the device).
+RESUME_MAY_CHANGE = frozenset({"epochs", "fast", "device"})
 
-    A method option the saved run does not record at all was added by a later version of the
-    package (e.g. DOTS' ``anneal``): it is not a difference, so that older runs still resume."""
+
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Options (but :data:`RESUME_MAY_CHANGE`) that differ between two runs.
+
+    An option (or method option) the saved run does not record at all was added by a later version
+    of the package (e.g. DOTS' ``anneal``, ``precision``): it is not a difference, so that older runs
+    still resume."""
     changed = []
     for k in current:
         old, new = saved.get(k), current[k]
-        if k == "epochs":
+        if k in RESUME_MAY_CHANGE or k not in saved:
             continue
         if k == "method_options" and isinstance(old, dict) and isinstance(new, dict):
             if set(old) - set(new) or any(old[o] != v for o, v in new.items() if o in old):
@@ -159,6 +165,8 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     ``progress_bar=False``) every epoch prints one line instead of the progress bar.
     """
     config.check()
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no GPU: use --device cpu")
     refusal = getattr(getattr(strategy, "schedule_cls", None), "ddp_refusal", None)
     if config.devices > 1 and refusal:
         raise ConfigError(refusal)
@@ -190,9 +198,14 @@ def run_search(config: SearchConfig, strategy: Any, out: str | Path | None = Non
     bar = wants_progress_bar(progress_bar)
     if announce is not None and is_rank_zero():
         announce(describe_search(config, strategy, space, len(weight_half), len(arch_half), out_dir))
+    if hasattr(strategy, "fast"):  # the package's strategies: the cells' fast forward
+        strategy.fast = config.fast
+    fast = [MemoryFormat()] if config.fast else []
     with quiet_libraries():
         trainer = build_trainer(out_dir, config.epochs, devices=config.devices, progress_bar=bar,
-                                callbacks=[SkipConnectionLogger(), RNGStateCallback(), DivergenceGuard(checkpoints),
+                                accelerator=config.device, precision=config.precision,
+                                callbacks=[*fast, SkipConnectionLogger(), RNGStateCallback(),
+                                           DivergenceGuard(checkpoints),
                                            ConfigStamp(json.loads(json.dumps(config.to_dict()))),
                                            EpochConsole(lines=not bar, total_epochs=config.epochs),
                                            *recorder, *callbacks])

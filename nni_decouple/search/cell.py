@@ -8,6 +8,14 @@ and computes, for every intermediate node ``j``,
 where ``w`` comes from the *op weights* axis (:mod:`.weights`) and ``t`` from the *topology* axis
 (:mod:`.topology`; ``t = 1`` when the method has none). Derivation is the *derive* axis
 (:mod:`.derive`). Cells with the same label share their op-weight and topology modules.
+
+With ``fast=True`` (the default of every strategy, ``--no-fast`` to compare) the cell computes the
+same sum on its *fast path* (docs/performance.md): weights are split once per cell instead of
+indexed per op, ops whose fixed weight is zero and ``none`` are not run (both add an exact zero;
+a whole cell switched off by D-DARTS' ablation costs nothing), parameter-free ops (pools) run once
+per input node and are shared by every edge reading it, and terms are added with a fused
+``addcmul``. The memory format (channels-last) is set on the whole supernet by the runner's
+:class:`~nni_decouple.runner.callbacks.MemoryFormat` callback, not here.
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ class DecoupledCell(BaseSuperNetModule):
 
     def __init__(self, spec: CellSpec, label: str, preprocessor: nn.Module, postprocessor: nn.Module,
                  op_weights: OpWeights, topology: Topology, derive: Deriver, derive_options: dict[str, Any],
-                 edge_factory: EdgeFactory = MixedEdge) -> None:
+                 edge_factory: EdgeFactory = MixedEdge, fast: bool = False) -> None:
         super().__init__()
+        #: Whether :meth:`forward` takes the fast path (module docstring); same function, same gradients.
+        self.fast = bool(fast)
         self.spec, self._label = spec, label
         self.graph = CellGraph(spec.num_nodes)
         self.preprocessor = preprocessor
@@ -78,6 +88,9 @@ class DecoupledCell(BaseSuperNetModule):
         else:
             weights, factors = self.op_weight_override, None
         edge_weights = self.edge_weights()
+        if self.fast:
+            self._fast_nodes(states, weights, factors, edge_weights)
+            return self.postprocessor(torch.cat(states[2:], dim=1), processed)
         for j in self.graph.node_ids:
             node = None
             for e in self.graph.in_edges(j):
@@ -92,6 +105,47 @@ class DecoupledCell(BaseSuperNetModule):
             states.append(node if node is not None else torch.zeros_like(states[1]))
         out = torch.cat(states[2:], dim=1)
         return self.postprocessor(out, processed)
+
+    def _fast_nodes(self, states: list[torch.Tensor], weights: torch.Tensor, factors: torch.Tensor | None,
+                    edge_weights: torch.Tensor | None) -> None:
+        """Append every intermediate node to ``states`` on the fast path (module docstring).
+
+        ``weights``: ``[num_edges, num_ops]``; ``factors`` and ``edge_weights``: ``[num_edges]`` or
+        ``None``; both scale whole edges, so they are folded into one scale per edge."""
+        rows = weights.unbind(0)
+        # Which weights are fixed zeros: one host read per cell (none while they carry gradient).
+        live = None if weights.requires_grad else (weights != 0).tolist()
+        if factors is not None and edge_weights is not None:
+            scale = factors * edge_weights
+        else:
+            scale = factors if factors is not None else edge_weights
+        scales = scale.unbind(0) if scale is not None else None
+        edge_live = (None if edge_weights is None or edge_weights.requires_grad
+                     else (edge_weights != 0).tolist())
+        shared: dict[Any, torch.Tensor] = {}
+        for j in self.graph.node_ids:
+            node = None
+            for e in self.graph.in_edges(j):
+                if edge_live is not None and not edge_live[e]:
+                    continue  # a fixed zero edge contributes nothing: skip its ops
+                source = self.graph.edges[e][0]
+                edge = self.edges[e]
+                fast_forward = getattr(edge, "fast_forward", None)
+                if fast_forward is None:  # an edge of another kind: its own forward
+                    y = edge(states[source], weights[e])
+                else:
+                    y = fast_forward(states[source], rows[e], None if live is None else live[e], shared, source)
+                if y is None:
+                    continue  # no op of the edge contributes: an exact zero
+                if scales is None:
+                    node = y if node is None else node + y
+                else:
+                    node = scales[e] * y if node is None else torch.addcmul(node, scales[e], y)
+            if node is None:  # every input is off: zeros of the node's shape (the ``none`` op's)
+                source = self.graph.edges[self.graph.in_edges(j)[0]][0]
+                stride = self.spec.stride(source)
+                node = states[source][:, :, ::stride, ::stride].mul(0.0)
+            states.append(node)
 
     # -------------------------------------------------------------- NNI supermodule API
     def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +182,9 @@ class DecoupledCell(BaseSuperNetModule):
 def cell_hook(make_weights: Callable[[CellGraph, CellSpec, str, dict[str, Any]], OpWeights],
               make_topology: Callable[[CellGraph, CellSpec, str, dict[str, Any]], Topology],
               derive: Deriver, derive_options: dict[str, Any] | None = None,
-              edge_factory: EdgeFactory = MixedEdge) -> Callable[..., DecoupledCell | None]:
-    """An NNI mutation hook that turns each space cell into a :class:`DecoupledCell`.
+              edge_factory: EdgeFactory = MixedEdge, fast: bool = False) -> Callable[..., DecoupledCell | None]:
+    """An NNI mutation hook that turns each space cell into a :class:`DecoupledCell`
+    (``fast``: its fast path, see the module docstring).
 
     The first cell of a label creates the op-weight and topology modules; later cells with the
     same label reuse them (memo key ``{label}/decoupled``), which is how labels decide sharing.
@@ -148,6 +203,6 @@ def cell_hook(make_weights: Callable[[CellGraph, CellSpec, str, dict[str, Any]],
             memo[key] = (make_weights(graph, spec, label, memo), make_topology(graph, spec, label, memo))
         op_weights, topology = memo[key]
         return DecoupledCell(spec, label, module.preprocessor, module.postprocessor, op_weights, topology,
-                             derive, dict(derive_options or {}), edge_factory)
+                             derive, dict(derive_options or {}), edge_factory, fast)
 
     return hook

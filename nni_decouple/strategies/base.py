@@ -50,7 +50,7 @@ class DecoupledStrategy(DARTS):
                  derive: str = "top2", derive_options: dict[str, Any] | None = None,
                  edge_factory: Any = MixedEdge, schedule_options: dict[str, Any] | None = None,
                  arc_learning_rate: float = 3e-4, gradient_clip_val: float | None = 5.0, warmup_epochs: int = 0,
-                 **kwargs: Any) -> None:
+                 fast: bool = True, **kwargs: Any) -> None:
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                          warmup_epochs=warmup_epochs, **kwargs)
         load_search_axes()
@@ -64,6 +64,8 @@ class DecoupledStrategy(DARTS):
         self.derive_name = derive
         self.edge_factory = edge_factory
         self.schedule_options = dict(schedule_options or {})
+        #: The cells' fast path (:mod:`~nni_decouple.search.cell`); ``run_search`` sets it from ``--fast``.
+        self.fast = fast
 
     def describe(self, epochs: int) -> list[str]:
         """Console lines about what this strategy will run (e.g. DOTS' stage plan over ``epochs``)."""
@@ -81,12 +83,15 @@ class DecoupledStrategy(DARTS):
         return super().mutate_model(model)
 
     def default_mutation_hooks(self) -> list:
-        hook = cell_hook(self.make_weights, self.make_topology, self.derive, self.derive_kwargs, self.edge_factory)
+        hook = cell_hook(self.make_weights, self.make_topology, self.derive, self.derive_kwargs, self.edge_factory,
+                         fast=self.fast)
         return [hook, *super().default_mutation_hooks()]
 
     def configure_oneshot_module(self, training_module: Any) -> BilevelModule:
-        return self.schedule_cls(
+        module = self.schedule_cls(
             training_module, arc_learning_rate=self.arc_learning_rate, gradient_clip_val=self.gradient_clip_val,
             log_prob_every_n_step=self.log_prob_every_n_step, warmup_epochs=self.warmup_epochs,
             **self.schedule_options,
         )
+        module.arch_only_backward = self.fast
+        return module

@@ -8,6 +8,12 @@ parameters; the CLI's versions keep first-seen order instead.
 NNI's differentiable cell adds an implicit zero op to every edge, so these methods search the
 DARTS ops without ``none`` by default: the implicit zero plays its part.
 
+On the fast path (``fast``, the CLI's ``--fast``, docs/performance.md) the architecture phase of NNI's
+step backpropagates to the architecture parameters only (:func:`arch_only_backward`): NNI's full
+backward also computes every network-weight gradient, which its weight phase zeroes before use. The
+architecture gradients and so the search are NNI's; ``nni-decouple bench`` measures NNI's ``DARTS()``
+itself (``fast=False``) as the 1.00x.
+
 :class:`ENAS` is NNI's ENAS made to run under pytorch-lightning 2 (not a CLI method): NNI 3.0 feeds it
 the train and validation batches through one sequential loader and tells them apart by unpacking
 each batch as ``(data, "train" | "val")`` (pytorch-lightning 1.x) or ``(data, batch_idx,
@@ -43,12 +49,47 @@ def _ordered_arch_parameters(module: Any) -> list:
     return unique(p for m in module.supernet_modules() if hasattr(m, "arch_parameters") for p in m.arch_parameters())
 
 
+def arch_only_backward(module: Any) -> None:
+    """Make the backward passes of NNI's architecture phase stop at the architecture parameters.
+
+    NNI's ``DartsLightningModule.training_step`` backpropagates the architecture loss with
+    ``manual_backward`` and the weight loss inside ``advance_optimization`` (which zeroes the weight
+    gradients first); so a ``manual_backward`` outside ``advance_optimization`` is the architecture's,
+    and its weight gradients are never used. One process only: DDP's reducer waits for every weight
+    gradient."""
+    plain_backward, plain_advance = module.manual_backward, module.advance_optimization
+    in_weight_phase = [False]
+
+    def advance_optimization(*args: Any, **kwargs: Any) -> Any:
+        in_weight_phase[0] = True
+        try:
+            return plain_advance(*args, **kwargs)
+        finally:
+            in_weight_phase[0] = False
+
+    def manual_backward(loss: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_weight_phase[0] or args or kwargs or module.trainer.world_size != 1:
+            return plain_backward(loss, *args, **kwargs)
+        inputs = [p for p in module.arch_parameters() if p.requires_grad]
+        if inputs and loss.requires_grad:
+            return plain_backward(loss, inputs=inputs)
+        return None
+
+    module.advance_optimization, module.manual_backward = advance_optimization, manual_backward
+
+
 class _OrderedArchParameters:
-    """Give NNI's one-shot module a deterministic architecture-parameter order (see module doc)."""
+    """NNI's one-shot module with a deterministic architecture-parameter order and, on the fast path,
+    the architecture-only backward (see module doc)."""
+
+    #: The fast path (module doc); ``run_search`` and the benchmark set it.
+    fast: bool = True
 
     def configure_oneshot_module(self, training_module: Any) -> Any:
         module = super().configure_oneshot_module(training_module)  # type: ignore[misc]
         module.arch_parameters = types.MethodType(_ordered_arch_parameters, module)
+        if self.fast:
+            arch_only_backward(module)
         return module
 
 
@@ -139,3 +180,18 @@ def build_darts(args: argparse.Namespace) -> DARTS:
 def build_gdarts(args: argparse.Namespace) -> GumbelDARTS:
     return ResumableGumbelDARTS(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip,
                                 temperature=(args.tau_max, args.tau_min))
+
+
+def _decoupled_darts(args: argparse.Namespace) -> Any:
+    from .base import DecoupledStrategy
+
+    return DecoupledStrategy(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
+
+
+def bench_variants(method: str) -> list[dict[str, Any]]:
+    """``nni-decouple bench`` rows: DARTS through this package's supernet (``search compose`` with
+    no axes), which has the fast path, against NNI's own ``DARTS()``, which has not."""
+    if method != "darts":
+        return []
+    return [{"name": "decoupled", "help": "DARTS through this package's supernet (DecoupledStrategy), fast path",
+             "build": _decoupled_darts, "targets": {"time_step": 0.6}}]

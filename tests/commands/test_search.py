@@ -52,6 +52,21 @@ def test_resume_with_other_options_is_refused(darts_run, capsys):
     assert "different options (seed)" in capsys.readouterr().err
 
 
+def test_resume_may_switch_the_fast_path(darts_run, tmp_path, capsys):
+    """``--fast``/``--no-fast`` compute the same search (docs/performance.md): a run started on one
+    resumes on the other, and a run written before the option existed (no ``fast``/``precision`` in its
+    config.json, as tests/fixtures/old_run) resumes with the defaults."""
+    copy = tmp_path / "copy"
+    shutil.copytree(darts_run, copy)
+    assert main(["search", "darts", *TINY, "--epochs", "2", "--no-fast", "--out", str(copy), "--resume"]) == 0
+    config = json.loads((copy / "config.json").read_text())
+    for key in ("fast", "precision", "device"):
+        config.pop(key)
+    (copy / "config.json").write_text(json.dumps(config))
+    assert main(["search", "darts", *TINY, "--epochs", "3", "--out", str(copy), "--resume"]) == 0
+    assert "different options" not in capsys.readouterr().err
+
+
 def _copy_with_checkpoint(run, tmp_path, change):
     """A copy of ``run`` whose last.ckpt went through ``change(checkpoint dict)`` (None: truncated)."""
     copy = tmp_path / "copy"

@@ -26,6 +26,7 @@ dropped, as in P-DARTS. ``K = 1`` gives the plain mixed edge (plus skip drop): n
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from functools import partial
 
 import torch
@@ -34,7 +35,7 @@ from torch import nn
 from ...errors import ConfigError
 from ...models.ops import Identity
 from ...spaces.cell import CellSpec
-from . import EdgeFactory, MixedEdge
+from . import EdgeFactory, MixedEdge, shared_op, weighted_sum
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -46,12 +47,20 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class PartialChannelEdge(MixedEdge):
     """All candidate ops of one edge, on ``1/k`` of the channels (see the module docstring).
 
+    Supernets with these edges stay in the default memory format (``channels_last_safe``): with
+    channels-last, a tiny DNAS search (4 channels, K=4: one-channel slices of channels-last tensors)
+    aborted twice in torch 2.14's CPU backward with heap corruption; not root-caused yet
+    (docs/performance.md).
+
     Args:
         spec: the cell's :class:`CellSpec` (the edge's input has ``spec.channels`` channels).
         source: the edge's source state (0 and 1 are the cell inputs, strided in reduction cells).
         k: the channel proportion K (PC-DARTS: 4); ``spec.channels`` must be divisible by it.
         skip_drop: dropout rate on stride-1 skip connections during training (0: off).
     """
+
+    #: Read by :class:`~nni_decouple.runner.callbacks.MemoryFormat` (class docstring).
+    channels_last_safe = False
 
     def __init__(self, spec: CellSpec, source: int, k: int = 4, skip_drop: float = 0.0) -> None:
         nn.Module.__init__(self)  # MixedEdge would build the ops at full width
@@ -72,7 +81,8 @@ class PartialChannelEdge(MixedEdge):
                 f"partial channels: cannot build the ops of cell {spec.layer} at {self.channels} channels "
                 f"({spec.channels} / K={k}): {e}; choose a larger --channels or a smaller K") from None
         self.kept: list[int] = list(range(len(spec.op_names)))
-        downsample = spec.stride(source) > 1
+        self.stride = spec.stride(source)
+        downsample = self.stride > 1
         # ceil_mode matches the strided ops (padding 1) on odd sizes; on even sizes it is PC-DARTS' pool.
         self.bypass = nn.MaxPool2d(2, 2, ceil_mode=True) if downsample and k > 1 else nn.Identity()
 
@@ -89,6 +99,26 @@ class PartialChannelEdge(MixedEdge):
             return out  # type: ignore[return-value]
         rest = self.bypass(x[:, self.channels:])
         return channel_shuffle(torch.cat([out, rest], dim=1), self.k)  # type: ignore[list-item]
+
+    def fast_forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor], live: Sequence[bool] | None,
+                     shared: dict[Hashable, torch.Tensor] | None, key: Hashable) -> torch.Tensor | None:
+        """:meth:`forward` on the cell's fast path (:meth:`MixedEdge.fast_forward`): pools on the
+        channel slice and the bypass are shared by the edges that read the same node and slice."""
+        part = x[:, : self.channels] if self.k > 1 else x
+
+        def term(index: int, op: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+            y = shared_op(op, part, shared, (key, self.channels))
+            if self.skip_drop > 0 and isinstance(op, Identity):
+                y = nn.functional.dropout(y, self.skip_drop, self.training)
+            return weights[index], y
+
+        out = weighted_sum(term(index, op) for index, op in self.live_ops(weights, live))
+        if self.k == 1:
+            return out
+        if out is None:  # no op contributes, but the bypassed channels still pass
+            out = part[:, :, :: self.stride, :: self.stride].mul(0.0)
+        rest = shared_op(self.bypass, x[:, self.channels:], shared, (key, "bypass", self.channels))
+        return channel_shuffle(torch.cat([out, rest], dim=1), self.k)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, channels={self.channels}, skip_drop={self.skip_drop}"

@@ -97,6 +97,9 @@ class BilevelModule(DartsLightningModule):
         super().__init__(training_module, arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
                          log_prob_every_n_step=log_prob_every_n_step, warmup_epochs=warmup_epochs)
         self.arc_betas, self.arc_weight_decay = arc_betas, arc_weight_decay
+        #: Whether architecture losses backpropagate to the architecture parameters only (:meth:`arch_backward`);
+        #: the strategy sets it from ``--fast``.
+        self.arch_only_backward = True
         #: Architecture-step gradients against the plain cross-entropy gradient (search health).
         self.grad_stats = ArchGradientStats()
         self._reg_grads: list[torch.Tensor | None] | None = None
@@ -177,6 +180,21 @@ class BilevelModule(DartsLightningModule):
         for name, ks in self.gradient_players():
             self.grad_stats.add(name, [total[k] for k in ks], [ce[k] for k in ks])
 
+    def arch_backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate an architecture loss into the architecture parameters' ``.grad``.
+
+        On the fast path (``arch_only_backward``, one process) the backward stops at the architecture
+        parameters: the network-weight gradients a full backward also computes are never used (the
+        weight step zeroes them before its own backward), and in a supernet of depthwise convolutions
+        they are most of the backward's cost (docs/performance.md). The architecture gradients are the
+        same. Several processes keep the full backward: DDP's reducer waits for every weight gradient."""
+        if self.arch_only_backward and (self._trainer is None or self.trainer.world_size == 1):
+            inputs = [p for p in self.arch_parameters() if p.requires_grad]
+            if inputs and loss.requires_grad:
+                self.manual_backward(loss, inputs=inputs)
+            return
+        self.manual_backward(loss)
+
     # ---------------------------------------------------------------- steps
     def arch_step_due(self, batch_idx: int) -> bool:
         """Whether this step updates the architecture (every step after warm-up here)."""
@@ -186,7 +204,7 @@ class BilevelModule(DartsLightningModule):
         optimizer = self.architecture_optimizers()
         optimizer.zero_grad()
         loss = self.arch_loss(batch, 2 * batch_idx)
-        self.manual_backward(loss)
+        self.arch_backward(loss)
         self.record_arch_gradients()
         optimizer.step()
         optimizer.zero_grad()  # arch gradients never leak into the weight step

@@ -49,12 +49,12 @@ class MiLeNASModule(BilevelModule):
         if not self.shared_forward:
             loss = self.val_arch_loss(val_batch, 2 * batch_idx)
             loss = loss + self.lambda_train * self.inner_loss(train_batch, 2 * batch_idx)
-            self.manual_backward(loss)
+            self.arch_backward(loss)
             self.record_arch_gradients()
             arch_optimizer.step()
             arch_optimizer.zero_grad()
             return self.weight_step(train_batch, batch_idx)
-        self.manual_backward(self.val_arch_loss(val_batch, 2 * batch_idx))
+        self.arch_backward(self.val_arch_loss(val_batch, 2 * batch_idx))
         val_grads = [None if p.grad is None else p.grad.clone() for p in params]
         for p in params:
             p.grad = None
@@ -83,7 +83,7 @@ class MiLeNASModule(BilevelModule):
             loss = self.val_arch_loss(batch["val"], 2 * batch_idx)
             if not self.shared_forward:
                 loss = loss + self.lambda_train * self.inner_loss(batch["train"], 2 * batch_idx)
-            self.manual_backward(loss)
+            self.arch_backward(loss)
             optimizer.step()
             optimizer.zero_grad()
             return loss

@@ -192,15 +192,21 @@ class SparseBilevelModule(BilevelModule):
         step = self.trainer.current_epoch * per_epoch + batch_idx
         return (step + 1) % self.arch_update_every == 0
 
+    def _load(self, lazy: LazyBatch) -> Any:
+        """The next validation batch, on the device and in the precision (e.g. ``64-true``) of the
+        trainer, as Lightning prepares the batches it fetches itself."""
+        batch = self.trainer.strategy.batch_to_device(lazy.fetch())
+        return self.trainer.precision_plugin.convert_input(batch)
+
     def arch_step(self, batch: Any, batch_idx: int) -> None:
         if self.period() == 1:  # DARTS
             if isinstance(batch, LazyBatch):
                 self._adopt(batch._source)
-                batch = self.trainer.strategy.batch_to_device(batch.fetch())
+                batch = self._load(batch)
             return super().arch_step(batch, batch_idx)
         if isinstance(batch, LazyBatch):
             self._adopt(batch._source)
-            batches = [self.trainer.strategy.batch_to_device(batch.fetch()) for _ in range(self.arch_batches)]
+            batches = [self._load(batch) for _ in range(self.arch_batches)]
         else:  # an eager loader gives one batch per step
             batches = [batch]
         optimizer = self.architecture_optimizers()
@@ -208,7 +214,7 @@ class SparseBilevelModule(BilevelModule):
         k = len(batches)
         for b in batches:
             loss = self.add_regularizer(self.inner_loss(b, 2 * batch_idx), scale=1.0 / k)
-            self.manual_backward(loss / k)
+            self.arch_backward(loss / k)
         self.record_arch_gradients()
         groups = getattr(optimizer, "optimizer", optimizer).param_groups
         saved = [g["lr"] for g in groups]

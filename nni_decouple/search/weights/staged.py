@@ -134,7 +134,7 @@ class SurvivorWeights(OpWeights):
         with torch.no_grad():
             base = self.search.logits().detach()
             num_ops = base.shape[-1]
-            base_rank = base.argsort(dim=-1).argsort(dim=-1).float() / num_ops  # in [0, 1)
+            base_rank = base.argsort(dim=-1).argsort(dim=-1).to(base.dtype) / num_ops  # in [0, 1)
             if not self.selected:
                 return base_rank
             choice = torch.softmax(self.alpha_choice.detach(), dim=-1)  # in [0, 1]
