@@ -188,10 +188,24 @@ def _decoupled_darts(args: argparse.Namespace) -> Any:
     return DecoupledStrategy(arc_learning_rate=args.arch_lr, gradient_clip_val=args.grad_clip)
 
 
+def _decoupled_gdarts(args: argparse.Namespace) -> Any:
+    from .base import DecoupledStrategy
+
+    return DecoupledStrategy(weights="gumbel", weights_options={"tau": args.tau_max}, arc_learning_rate=args.arch_lr,
+                             gradient_clip_val=args.grad_clip)
+
+
 def bench_variants(method: str) -> list[dict[str, Any]]:
-    """``nni-decouple bench`` rows: DARTS through this package's supernet (``search compose`` with
-    no axes), which has the fast path, against NNI's own ``DARTS()``, which has not."""
-    if method != "darts":
-        return []
-    return [{"name": "decoupled", "help": "DARTS through this package's supernet (DecoupledStrategy), fast path",
-             "build": _decoupled_darts, "targets": {"time_step": 0.6}}]
+    """``nni-decouple bench`` rows: DARTS and GDAS through this package's supernet (``search compose``
+    with no axes, and with ``--weights gumbel``), which has the whole fast path, against NNI's own
+    ``DARTS()``. NNI's ``DifferentiableMixedCell`` sums each edge's ops with ``torch.stack`` and
+    ``torch.sum``, which return the default memory format, so channels-last does not carry through
+    NNI's own cells (``gdarts`` gets only part of the fast path; docs/performance.md)."""
+    if method == "darts":
+        return [{"name": "decoupled", "help": "DARTS through this package's supernet (DecoupledStrategy), fast path",
+                 "build": _decoupled_darts, "targets": {"time_step": 0.6}}]
+    if method == "gdarts":
+        return [{"name": "decoupled", "help": "GDAS' Gumbel-softmax op weights through this package's supernet "
+                                              "(compose --weights gumbel), fast path",
+                 "build": _decoupled_gdarts, "targets": {"time_step": 0.6}}]
+    return []
