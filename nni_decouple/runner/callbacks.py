@@ -134,6 +134,24 @@ class LastCheckpoint(pl.callbacks.ModelCheckpoint):
         pass  # saved at the end of the training epoch only
 
 
+def channels_last_refusal(module: torch.nn.Module) -> str | None:
+    """Why ``module`` must keep the default memory format on the CPU (``None``: channels-last is safe).
+
+    torch 2.14's CPU backward of a strided 1x1 convolution with at most 4 input channels corrupts the
+    heap in channels-last (glibc abort or segfault; any output width, inputs of 8 x 8 and larger; found
+    by a 2-channel search, reproduced with ``nn.Conv2d(4, 4, 1, stride=2)`` alone). DARTS' skip
+    connection at stride 2 (``FactorizedReduce``) is such a convolution in supernets of up to 8
+    channels, and in PC-DARTS' partial-channel edges, whose ops see 1/K of the channels; such a module
+    may also say ``channels_last_safe = False``."""
+    for m in module.modules():
+        if getattr(m, "channels_last_safe", True) is False:
+            return f"{type(m).__name__} is not channels-last safe"
+        if (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and max(m.stride) > 1
+                and m.in_channels <= 4):
+            return f"a strided 1x1 convolution with {m.in_channels} input channels (a torch CPU fault)"
+    return None
+
+
 class MemoryFormat(pl.Callback):
     """Convert the module's 4-D parameters and buffers to ``memory_format`` at ``setup``.
 
@@ -141,15 +159,17 @@ class MemoryFormat(pl.Callback):
     every activation of the supernet is channels-last: on one CPU thread the DARTS candidate ops
     run in about half the time (docs/performance.md). Parameters keep their identity (their data
     is replaced), so optimizers and checkpoints see the same tensors; values are those of the
-    default format up to float rounding of the convolutions.
+    default format up to float rounding of the convolutions. A supernet :func:`channels_last_refusal`
+    refuses keeps the default format (the rest of the fast path still applies).
     """
 
     def __init__(self, memory_format: torch.memory_format = torch.channels_last) -> None:
         self.memory_format = memory_format
+        #: Why the last ``setup`` kept the default format (``None``: it converted).
+        self.refusal: str | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # A module may declare that it must not run in channels-last (``channels_last_safe = False``):
-        # then the whole supernet keeps the default format (see PartialChannelEdge).
-        if any(getattr(m, "channels_last_safe", True) is False for m in pl_module.modules()):
+        self.refusal = channels_last_refusal(pl_module) if self.memory_format == torch.channels_last else None
+        if self.refusal is not None:
             return
         pl_module.to(memory_format=self.memory_format)

@@ -156,3 +156,26 @@ def test_architecture_steps_compute_no_weight_gradients_on_the_fast_path(method,
     assert steps > 0 and grads == steps
     grads, steps = counts["--no-fast"]
     assert grads == 2 * steps
+
+
+def test_channels_last_is_refused_where_torch_corrupts_the_heap():
+    """torch 2.14's CPU backward of a strided 1x1 conv with <= 4 input channels aborts in channels-last
+    (a 2-channel search did, in the quality benchmark's test): such supernets keep the default format."""
+    from nni_decouple.runner.callbacks import channels_last_refusal
+    from nni_decouple.spaces import CellSpace
+
+    def space(channels: int):
+        return CellSpace(ops=["skip_connect", "sep_conv_3x3"], channels=channels, layers=3, nodes=2,
+                         num_classes=10, in_chans=1)
+
+    assert "strided 1x1 convolution with" in channels_last_refusal(space(2))
+    assert channels_last_refusal(space(16)) is None
+    assert channels_last_refusal(torch.nn.Conv2d(4, 8, 1, stride=2)) is not None
+    assert channels_last_refusal(torch.nn.Conv2d(4, 8, 1, stride=1)) is None
+
+
+def test_a_two_channel_search_runs_on_the_fast_path(tmp_path):
+    """Aborted the process (heap corruption) before channels_last_refusal."""
+    assert main(["search", "darts", "--dataset", "digits", "--layers", "3", "--channels", "2", "--nodes", "2",
+                 "--batch-size", "8", "--train-limit", "32", "--epochs", "2", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0

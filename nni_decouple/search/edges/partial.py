@@ -48,9 +48,11 @@ class PartialChannelEdge(MixedEdge):
     """All candidate ops of one edge, on ``1/k`` of the channels (see the module docstring).
 
     Supernets with these edges stay in the default memory format (``channels_last_safe``): with
-    channels-last, a tiny DNAS search (4 channels, K=4: one-channel slices of channels-last tensors)
-    aborted twice in torch 2.14's CPU backward with heap corruption; not root-caused yet
-    (docs/performance.md).
+    channels-last, a tiny DNAS search (4 channels, K=4: one-channel slices) aborted in torch 2.14's
+    CPU backward with heap corruption. The fault was later reproduced with a strided 1x1
+    convolution of at most 4 input channels alone (DARTS' stride-2 skip connection on a 1/K slice),
+    which :func:`~nni_decouple.runner.callbacks.channels_last_refusal` now catches in any supernet;
+    the flag stays until partial-channel supernets are checked in channels-last at larger sizes.
 
     Args:
         spec: the cell's :class:`CellSpec` (the edge's input has ``spec.channels`` channels).
