@@ -165,11 +165,8 @@ class MemoryFormat(pl.Callback):
 
     def __init__(self, memory_format: torch.memory_format = torch.channels_last) -> None:
         self.memory_format = memory_format
-        #: Why the last ``setup`` kept the default format (``None``: it converted).
-        self.refusal: str | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.refusal = channels_last_refusal(pl_module) if self.memory_format == torch.channels_last else None
-        if self.refusal is not None:
+        if self.memory_format == torch.channels_last and channels_last_refusal(pl_module) is not None:
             return
         pl_module.to(memory_format=self.memory_format)
