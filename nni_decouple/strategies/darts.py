@@ -36,7 +36,7 @@ import types
 from typing import Any
 
 from ..nni_noise import importing_nni
-from ..search.schedules import unique
+from ..search.schedules import backward_to_arch, unique
 
 with importing_nni():
     from nni.mutable import Categorical, CategoricalMultiple
@@ -55,8 +55,7 @@ def arch_only_backward(module: Any) -> None:
     NNI's ``DartsLightningModule.training_step`` backpropagates the architecture loss with
     ``manual_backward`` and the weight loss inside ``advance_optimization`` (which zeroes the weight
     gradients first); so a ``manual_backward`` outside ``advance_optimization`` is the architecture's,
-    and its weight gradients are never used. One process only: DDP's reducer waits for every weight
-    gradient."""
+    and its weight gradients are never used (:func:`~nni_decouple.search.schedules.backward_to_arch`)."""
     plain_backward, plain_advance = module.manual_backward, module.advance_optimization
     in_weight_phase = [False]
 
@@ -68,12 +67,9 @@ def arch_only_backward(module: Any) -> None:
             in_weight_phase[0] = False
 
     def manual_backward(loss: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_weight_phase[0] or args or kwargs or module.trainer.world_size != 1:
+        if in_weight_phase[0] or args or kwargs:
             return plain_backward(loss, *args, **kwargs)
-        inputs = [p for p in module.arch_parameters() if p.requires_grad]
-        if inputs and loss.requires_grad:
-            return plain_backward(loss, inputs=inputs)
-        return None
+        return backward_to_arch(module, loss, plain_backward)
 
     module.advance_optimization, module.manual_backward = advance_optimization, manual_backward
 

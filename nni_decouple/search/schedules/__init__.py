@@ -35,6 +35,24 @@ def register_schedule(name: str):
     return _register
 
 
+def backward_to_arch(module: Any, loss: torch.Tensor, backward: Any) -> None:
+    """``backward(loss)`` stopped at ``module.arch_parameters()`` (``backward(loss, inputs=...)``).
+
+    The architecture-only backward of the fast path (docs/performance.md): a full backward also computes
+    every network-weight gradient, which the weight step zeroes before its own backward, and in a supernet
+    of depthwise convolutions those are most of the backward's cost; the architecture gradients are the
+    same. Several processes keep the full backward (DDP's reducer waits for every weight gradient); a
+    loss that reaches no architecture parameter (frozen, or a stage without them) backpropagates nothing.
+    ``backward``: the module's ``manual_backward`` (Lightning's, so precision plugins still apply)."""
+    trainer = getattr(module, "_trainer", None)
+    if trainer is not None and trainer.world_size != 1:
+        backward(loss)
+        return
+    inputs = [p for p in module.arch_parameters() if p.requires_grad]
+    if inputs and loss.requires_grad:
+        backward(loss, inputs=inputs)
+
+
 def unique(items: Iterator[Any]) -> list[Any]:
     """De-duplicate by identity, keeping first-seen order."""
     seen: set[int] = set()
@@ -181,19 +199,12 @@ class BilevelModule(DartsLightningModule):
             self.grad_stats.add(name, [total[k] for k in ks], [ce[k] for k in ks])
 
     def arch_backward(self, loss: torch.Tensor) -> None:
-        """Backpropagate an architecture loss into the architecture parameters' ``.grad``.
-
-        On the fast path (``arch_only_backward``, one process) the backward stops at the architecture
-        parameters: the network-weight gradients a full backward also computes are never used (the
-        weight step zeroes them before its own backward), and in a supernet of depthwise convolutions
-        they are most of the backward's cost (docs/performance.md). The architecture gradients are the
-        same. Several processes keep the full backward: DDP's reducer waits for every weight gradient."""
-        if self.arch_only_backward and (self._trainer is None or self.trainer.world_size == 1):
-            inputs = [p for p in self.arch_parameters() if p.requires_grad]
-            if inputs and loss.requires_grad:
-                self.manual_backward(loss, inputs=inputs)
-            return
-        self.manual_backward(loss)
+        """Backpropagate an architecture loss into the architecture parameters' ``.grad``; on the fast
+        path (``arch_only_backward``) only into them (:func:`backward_to_arch`)."""
+        if self.arch_only_backward:
+            backward_to_arch(self, loss, self.manual_backward)
+        else:
+            self.manual_backward(loss)
 
     # ---------------------------------------------------------------- steps
     def arch_step_due(self, batch_idx: int) -> bool:
