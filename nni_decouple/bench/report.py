@@ -140,11 +140,12 @@ def _fast_lines(result: dict[str, Any]) -> list[str]:
         return []
     lines = [f"Fast path (docs/performance.md): {'on' if cfg['fast'] else 'off'}, precision {cfg['precision']}, for "
              f"every row but `{BASELINE}` (NNI's `DARTS()` as a user runs it: default memory format, 32-bit)."]
-    for floor in result.get("floors") or []:
-        lines.append(f"Compute floor ({len(floor['ops'])} ops: every candidate op's own forward + backward alone on "
-                     f"its input, summed over all edges and cells, each in its faster memory format; a bilevel step "
-                     f"runs two such passes): {floor['floor_s']:.2f} s; `step / floor` is each row's whole step "
-                     f"over it.")
+    floors = result.get("floors") or []
+    if floors:
+        values = ", ".join(f"{f['floor_s']:.2f} s for the {len(f['ops'])}-op set" for f in floors)
+        lines.append("Compute floor (every candidate op's own forward + backward alone on its input, summed over all "
+                     "edges and cells, each in its faster memory format; a bilevel step runs two such passes): "
+                     f"{values}; `step / floor` is each row's whole step over the floor of its own op set.")
     return [" ".join(lines), ""]
 
 
