@@ -10,7 +10,10 @@ backward. Variants:
 - ``+ addcmul``: each weighted term added by one fused ``addcmul`` (also the fast path);
 - ``grouped (default / channels_last)``: the four edges' separable and dilated convolutions batched
   into grouped convolutions (one depthwise conv with 4C outputs, one pointwise conv with groups=4);
-- ``torch.compile (default / channels_last)``: the whole sum compiled by inductor (compile time apart).
+- ``torch.compile (default / channels_last)``: the whole sum compiled by inductor (compile time apart);
+- ``dilated depthwise``: forward + backward of one dilated depthwise convolution (``dil_conv_*``'s, at
+  the reference setting's shapes, channels-last) with torch's weight gradient and with the grouped one
+  of :class:`~nni_decouple.models.depthwise.DepthwiseConv2d` (the fast path).
 
     python benchmarks/fast_path.py [--reps 5] [--no-compile]
 """
@@ -23,6 +26,7 @@ import time
 import torch
 from torch import nn
 
+from nni_decouple.models.depthwise import DepthwiseConv2d
 from nni_decouple.models.ops import DARTS_OPS_NO_NONE, create_op
 
 EDGES, C, N, HW = 4, 16, 32, 32
@@ -117,6 +121,26 @@ def timed(model: nn.Module, fmt: torch.memory_format, reps: int) -> float:
     return statistics.median(times)
 
 
+def dilated_depthwise(reps: int) -> None:
+    """torch's backward of dilated depthwise kernels against DepthwiseConv2d's (module docstring)."""
+    for c, size, k, stride in ((16, 28, 3, 1), (16, 28, 5, 1), (32, 14, 5, 1), (64, 7, 5, 1), (32, 28, 5, 2)):
+        times = []
+        for fast in (False, True):
+            torch.manual_seed(0)
+            conv = DepthwiseConv2d(c, c, k, stride, k - 1, 2, groups=c, bias=False)
+            conv.fast_backward = fast
+            x = torch.randn(N, c, size, size).contiguous(memory_format=torch.channels_last).requires_grad_()
+            runs = []
+            for i in range(reps + 1):
+                started = time.perf_counter()
+                conv(x).square().mean().backward()
+                if i:
+                    runs.append(time.perf_counter() - started)
+            times.append(statistics.median(runs))
+        name = f"dilated depthwise {k}x{k}, {c} ch, {size}x{size}, stride {stride}: torch / grouped"
+        print(f"{name:55s} {times[0] * 1000:5.1f} / {times[1] * 1000:5.1f} ms  {times[1] / times[0]:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
@@ -134,6 +158,7 @@ def main() -> None:
         torch.manual_seed(0)
         results[name] = timed(model, fmt, args.reps)
         print(f"{name:55s} {results[name] * 1000:7.0f} ms  {results[name] / results['default']:.2f}x", flush=True)
+    dilated_depthwise(args.reps)
     if not args.no_compile:
         for name, fmt in (("torch.compile, default", default), ("torch.compile, channels_last", cl)):
             torch.manual_seed(0)

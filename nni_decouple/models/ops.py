@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UnknownOpError
+from .depthwise import DepthwiseConv2d
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 
@@ -38,8 +39,8 @@ class DilConv(nn.Sequential):
                  affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      groups=c_in, bias=False),
+            DepthwiseConv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                            groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )

@@ -14,7 +14,8 @@ same sum on its *fast path* (docs/performance.md): weights are split once per ce
 indexed per op, ops whose fixed weight is zero and ``none`` are not run (both add an exact zero;
 a whole cell switched off by D-DARTS' ablation costs nothing), parameter-free ops (pools) run once
 per input node and are shared by every edge reading it, and terms are added with a fused
-``addcmul``. The memory format (channels-last) is set on the whole supernet by the runner's
+``addcmul``; the edges' dilated depthwise convolutions take their faster CPU backward
+(:mod:`nni_decouple.models.depthwise`). The memory format (channels-last) is set on the whole supernet by the runner's
 :class:`~nni_decouple.runner.callbacks.MemoryFormat` callback, not here.
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.depthwise import DepthwiseConv2d
 from ..models.genotype import CellGenotype
 from ..spaces.cell import CellSpec
 from .derive import Deriver
@@ -56,6 +58,9 @@ class DecoupledCell(BaseSuperNetModule):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.edges = nn.ModuleList(edge_factory(spec, source) for source, _ in self.graph.edges)
+        for module in self.edges.modules():  # dilated depthwise convolutions: the faster CPU backward
+            if isinstance(module, DepthwiseConv2d):
+                module.fast_backward = self.fast
         self.op_weights = op_weights
         self.topology = topology
         self._derive, self._derive_options = derive, derive_options
