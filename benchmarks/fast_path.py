@@ -143,8 +143,8 @@ def dilated_depthwise(reps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--reps", type=int, default=5, help="timed calls per variant, after one warm-up (default 5)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows (slow to compile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cl, default = torch.channels_last, torch.contiguous_format
