@@ -15,8 +15,8 @@ indexed per op, ops whose fixed weight is zero and ``none`` are not run (both ad
 a whole cell switched off by D-DARTS' ablation costs nothing), parameter-free ops (pools) run once
 per input node and are shared by every edge reading it, and terms are added with a fused
 ``addcmul``; the edges' dilated depthwise convolutions take their faster CPU backward
-(:mod:`nni_decouple.models.depthwise`). The memory format (channels-last) is set on the whole supernet by the runner's
-:class:`~nni_decouple.runner.callbacks.MemoryFormat` callback, not here.
+(:mod:`nni_decouple.models.depthwise`). The memory format (channels-last) is set on the whole
+supernet by the runner's :class:`~nni_decouple.runner.callbacks.MemoryFormat` callback, not here.
 """
 
 from __future__ import annotations
